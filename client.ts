@@ -1,0 +1,412 @@
+/**
+ * The a2a-capnweb client. {@linkcode A2AClient.connect} reads an agent's card, opens its
+ * capnweb interface (a WebSocket, or HTTP batches on request) and authenticates; its methods
+ * mirror the A2A operations, and streaming ones return async iterables. Safe to use in
+ * browsers; in Deno and Node it uses `npm:ws`, whose sockets have Nagle's algorithm off.
+ *
+ * Run it as a small CLI against a running server:
+ *
+ * ```sh
+ * deno run -A client.ts http://127.0.0.1:8000 "hello world"
+ * ```
+ *
+ * @example Send a message to a demo server
+ * ```ts ignore
+ * import { A2AClient } from "@a2a-capnweb/core/client";
+ *
+ * await using client = await A2AClient.connect("http://127.0.0.1:8000", {
+ *   token: "token-alice",
+ * });
+ * const { task } = await client.sendMessage({
+ *   message: { messageId: crypto.randomUUID(), role: "ROLE_USER", parts: [{ text: "hi" }] },
+ * });
+ * console.log(task?.status.state);
+ * ```
+ *
+ * @module
+ */
+
+import { newHttpBatchRpcSession, newWebSocketRpcSession, RpcTarget } from "capnweb";
+import { A2AError, fromWireError, InvalidAgentResponseError } from "./src/errors/errors.ts";
+import { Subscription } from "./src/tasks/subscription.ts";
+import type { StreamEvent } from "./src/tasks/store.ts";
+import { type AgentCard, AgentCardSchema } from "./src/types/agent_card.ts";
+import type { Message, StreamResponse, Task } from "./src/types/core.ts";
+import type {
+  CancelTaskRequest,
+  GetExtendedAgentCardRequest,
+  GetTaskRequest,
+  ListTasksRequest,
+  ListTasksResponse,
+  SendMessageRequest,
+  SendMessageResponse,
+  SubscribeToTaskRequest,
+} from "./src/types/requests.ts";
+
+export type {
+  AgentCard,
+  CancelTaskRequest,
+  GetExtendedAgentCardRequest,
+  GetTaskRequest,
+  ListTasksRequest,
+  ListTasksResponse,
+  Message,
+  SendMessageRequest,
+  SendMessageResponse,
+  StreamEvent,
+  StreamResponse,
+  SubscribeToTaskRequest,
+  Task,
+};
+
+/** The URI that names the capnweb binding in an agent card. */
+export const CAPNWEB_BINDING_URI = "urn:a2a-capnweb:binding:capnweb:v1";
+
+/** A WebSocket constructor, as browsers and `npm:ws` provide. */
+export type WebSocketConstructor = new (url: string) => WebSocket;
+
+/** Options of {@linkcode A2AClient.connect}. */
+export interface ConnectOptions {
+  /** The bearer token. */
+  token: string;
+  /** `"websocket"` (default) or `"batch"` (one HTTP request per call, no streaming). */
+  transport?: "websocket" | "batch";
+  /** The WebSocket implementation; `npm:ws` in Deno and Node, the global one elsewhere. */
+  webSocket?: WebSocketConstructor;
+  /** The fetch implementation (default: the global one). */
+  fetch?: typeof fetch;
+  /** The A2A version to request (default `1.0`). */
+  version?: string;
+  /** Extension URIs to request. */
+  extensions?: string[];
+}
+
+/** SubscribeToTask parameters, with the last `seq` the caller already has. */
+export interface SubscribeOptions extends SubscribeToTaskRequest {
+  /** Resume after this event: every later event is delivered, none twice. */
+  afterSeq?: number;
+}
+
+/** The per-user capability as the client sees it. */
+interface Capability {
+  sendMessage(request: SendMessageRequest): Promise<SendMessageResponse>;
+  getTask(request: GetTaskRequest): Promise<Task>;
+  listTasks(request: ListTasksRequest): Promise<ListTasksResponse>;
+  cancelTask(request: CancelTaskRequest): Promise<Task>;
+  getExtendedAgentCard(request: GetExtendedAgentCardRequest): Promise<AgentCard>;
+  sendStreamingMessage(request: SendMessageRequest, sink: RpcTarget): Promise<Handle>;
+  subscribeToTask(request: SubscribeOptions, sink: RpcTarget): Promise<Handle>;
+  [Symbol.dispose](): void;
+}
+
+interface Handle {
+  cancel(): Promise<void>;
+  [Symbol.dispose](): void;
+}
+
+interface Root {
+  authenticate(
+    credentials: { ticket: string } | { token: string },
+    options: { version: string; extensions: string[] },
+  ): Capability;
+  ping(): Promise<{ time: string }>;
+  [Symbol.dispose](): void;
+}
+
+function isNodeLike(): boolean {
+  const g = globalThis as { Deno?: unknown; process?: { versions?: { node?: string } } };
+  return g.Deno !== undefined || g.process?.versions?.node !== undefined;
+}
+
+async function defaultWebSocket(): Promise<WebSocketConstructor> {
+  if (isNodeLike()) {
+    // Deno's built-in WebSocket client leaves Nagle's algorithm on, which delays every capnweb
+    // call by a delayed-ACK timeout; ws sets TCP_NODELAY.
+    const mod = await import("ws");
+    return (mod.WebSocket ?? mod.default) as unknown as WebSocketConstructor;
+  }
+  return globalThis.WebSocket;
+}
+
+function rethrow(err: unknown): never {
+  throw fromWireError(err);
+}
+
+/** The client's end of a stream: queues events, and slows the server when the caller lags. */
+class Sink extends RpcTarget {
+  readonly queue = new Subscription(Infinity, 0);
+  #waiting: (() => void) | undefined;
+  #highWater = 64;
+
+  onEvent(event: StreamEvent): Promise<void> | void {
+    this.queue.push(event);
+    if (this.queue.pending >= this.#highWater) {
+      return new Promise((resolve) => this.#waiting = resolve);
+    }
+  }
+
+  onEnd(): void {
+    this.queue.end();
+    this.drained();
+  }
+
+  onError(error: unknown): void {
+    this.queue.fail(fromWireError(error));
+    this.drained();
+  }
+
+  drained(): void {
+    if (this.#waiting && this.queue.pending < this.#highWater / 2) {
+      const w = this.#waiting;
+      this.#waiting = undefined;
+      w();
+    }
+  }
+}
+
+/**
+ * An A2A client over capnweb. Create one with {@linkcode A2AClient.connect}; end it with
+ * `close()` or `await using`.
+ */
+export class A2AClient implements AsyncDisposable {
+  /** The agent card the client connected with. */
+  readonly agentCard: AgentCard;
+  /** The transport in use. */
+  readonly transport: "websocket" | "batch";
+  #url: string;
+  #options: ConnectOptions;
+  #root: Root | undefined;
+  #cap: Capability | undefined;
+  #socket: WebSocket | undefined;
+  #closed = false;
+
+  private constructor(card: AgentCard, url: string, options: ConnectOptions) {
+    this.agentCard = card;
+    this.transport = options.transport ?? "websocket";
+    this.#url = url;
+    this.#options = options;
+  }
+
+  /**
+   * Reads the agent card at `baseUrl`, opens its capnweb interface and authenticates.
+   *
+   * @param baseUrl The agent's base URL (where `/.well-known/agent-card.json` is served).
+   * @param options The token and the transport.
+   * @returns The connected client.
+   * @throws {AuthenticationError} When the token is refused.
+   */
+  static async connect(baseUrl: string | URL, options: ConnectOptions): Promise<A2AClient> {
+    const doFetch = options.fetch ?? fetch;
+    const cardUrl = new URL("/.well-known/agent-card.json", baseUrl);
+    const res = await doFetch(cardUrl, { headers: { accept: "application/json" } });
+    if (!res.ok) {
+      await res.body?.cancel();
+      throw new Error(`Cannot read agent card: ${cardUrl} answered ${res.status}`);
+    }
+    const parsed = AgentCardSchema.safeParse(await res.json());
+    if (!parsed.success) {
+      throw new InvalidAgentResponseError(`Invalid agent card: ${parsed.error.issues[0]?.message}`);
+    }
+    const card = parsed.data;
+    const iface = card.supportedInterfaces.find((i) => i.protocolBinding === CAPNWEB_BINDING_URI);
+    if (!iface) throw new Error("Cannot connect: the agent card offers no capnweb interface");
+    const client = new A2AClient(card, iface.url, options);
+    await client.#open();
+    return client;
+  }
+
+  #authOptions() {
+    return { version: this.#options.version ?? "1.0", extensions: this.#options.extensions ?? [] };
+  }
+
+  async #open(): Promise<void> {
+    if (this.transport === "batch") {
+      // Each call is a batch of its own: authenticate and call travel in one request.
+      const root = newHttpBatchRpcSession<Root>(this.#url) as unknown as Root;
+      try {
+        await (root.authenticate(
+          { token: this.#options.token },
+          this.#authOptions(),
+        ) as unknown as Promise<unknown>);
+      } catch (err) {
+        rethrow(err);
+      } finally {
+        root[Symbol.dispose]();
+      }
+      return;
+    }
+    const credentials = await this.#ticket();
+    const WS = this.#options.webSocket ?? await defaultWebSocket();
+    const wsUrl = this.#url.replace(/^http/, "ws");
+    const socket = new WS(wsUrl);
+    this.#socket = socket;
+    this.#root = newWebSocketRpcSession<Root>(socket) as unknown as Root;
+    try {
+      // One round trip: a refused credential fails connect() rather than the first call.
+      this.#cap = await this.#root.authenticate(credentials, this.#authOptions());
+    } catch (err) {
+      await this.close();
+      rethrow(err);
+    }
+  }
+
+  async #ticket(): Promise<{ ticket: string } | { token: string }> {
+    const doFetch = this.#options.fetch ?? fetch;
+    // The ticket endpoint sits beside the capnweb endpoint: /a2a/capnweb -> /a2a/auth.
+    const res = await doFetch(new URL("auth", this.#url), {
+      method: "POST",
+      headers: { authorization: `Bearer ${this.#options.token}` },
+    });
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return { token: this.#options.token };
+    }
+    const body = await res.json().catch(() => ({}));
+    if (!res.ok) {
+      throw fromWireError({
+        code: -31001,
+        message: body?.error?.message ?? `Authentication failed: HTTP ${res.status}`,
+      });
+    }
+    return { ticket: String(body.ticket) };
+  }
+
+  async #call<T>(fn: (cap: Capability) => Promise<T>): Promise<T> {
+    if (this.#closed) throw new A2AError(-32603, "The client is closed", "CLIENT_CLOSED");
+    if (this.transport === "batch") {
+      const root = newHttpBatchRpcSession<Root>(this.#url) as unknown as Root;
+      try {
+        const cap = root.authenticate({ token: this.#options.token }, this.#authOptions());
+        return await fn(cap);
+      } catch (err) {
+        rethrow(err);
+      } finally {
+        root[Symbol.dispose]();
+      }
+    }
+    try {
+      return await fn(this.#cap!);
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  /** SendMessage: sends a message and returns the task (or a direct reply). */
+  sendMessage(request: SendMessageRequest): Promise<SendMessageResponse> {
+    return this.#call((cap) => cap.sendMessage(request));
+  }
+
+  /** GetTask. */
+  getTask(request: GetTaskRequest): Promise<Task> {
+    return this.#call((cap) => cap.getTask(request));
+  }
+
+  /** ListTasks. */
+  listTasks(request: ListTasksRequest = {}): Promise<ListTasksResponse> {
+    return this.#call((cap) => cap.listTasks(request));
+  }
+
+  /** CancelTask. */
+  cancelTask(request: CancelTaskRequest): Promise<Task> {
+    return this.#call((cap) => cap.cancelTask(request));
+  }
+
+  /** GetExtendedAgentCard. */
+  getExtendedAgentCard(request: GetExtendedAgentCardRequest = {}): Promise<AgentCard> {
+    return this.#call((cap) => cap.getExtendedAgentCard(request));
+  }
+
+  /**
+   * SendStreamingMessage: the task's events as they happen, each with its `seq`. Leaving the
+   * loop early cancels the stream on the server.
+   */
+  sendStreamingMessage(request: SendMessageRequest): AsyncIterable<StreamEvent> {
+    return this.#stream((cap, sink) => cap.sendStreamingMessage(request, sink));
+  }
+
+  /**
+   * SubscribeToTask: a snapshot of the task, then its events; with `afterSeq`, every event
+   * after that one instead, with no gap and no duplicate.
+   */
+  subscribeToTask(request: SubscribeOptions): AsyncIterable<StreamEvent> {
+    return this.#stream((cap, sink) => cap.subscribeToTask(request, sink));
+  }
+
+  async *#stream(
+    start: (cap: Capability, sink: Sink) => Promise<Handle>,
+  ): AsyncGenerator<StreamEvent> {
+    if (this.transport === "batch") {
+      rethrow({ code: -32004, message: "Streaming needs the WebSocket transport" });
+    }
+    const sink = new Sink();
+    const handle = await this.#call((cap) => start(cap, sink));
+    try {
+      while (true) {
+        const next = await sink.queue.next();
+        sink.drained();
+        if (next.done) return;
+        yield next.value;
+      }
+    } finally {
+      handle[Symbol.dispose]();
+    }
+  }
+
+  /** Answers once the server does; for checking a connection is alive. */
+  async ping(): Promise<{ time: string }> {
+    if (this.transport === "batch") {
+      const root = newHttpBatchRpcSession<Root>(this.#url) as unknown as Root;
+      try {
+        return await root.ping();
+      } finally {
+        root[Symbol.dispose]();
+      }
+    }
+    return await this.#root!.ping();
+  }
+
+  /** Ends the session and closes the connection. */
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    try {
+      this.#cap?.[Symbol.dispose]();
+      this.#root?.[Symbol.dispose]();
+    } catch {
+      // The session may already be broken.
+    }
+    const socket = this.#socket;
+    if (!socket || socket.readyState === 3) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      socket.addEventListener("close", () => resolve(), { once: true });
+      socket.close(1000, "Client closed");
+    });
+  }
+
+  /** Same as `close()`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+async function cli(args: string[]): Promise<void> {
+  const [base, ...words] = args;
+  if (!base || words.length === 0) {
+    // deno-lint-ignore no-console
+    console.error('Usage: deno run -A client.ts BASE_URL "message text"  (token from A2A_TOKEN)');
+    Deno.exit(2);
+  }
+  const token = Deno.env.get("A2A_TOKEN") ?? "token-alice";
+  await using client = await A2AClient.connect(base, { token });
+  const message: Message = {
+    messageId: crypto.randomUUID(),
+    role: "ROLE_USER",
+    parts: [{ text: words.join(" ") }],
+  };
+  for await (const event of client.sendStreamingMessage({ message })) {
+    // deno-lint-ignore no-console
+    console.log(JSON.stringify(event));
+  }
+}
+
+if (import.meta.main) await cli(Deno.args);

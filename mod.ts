@@ -1,0 +1,166 @@
+/**
+ * a2a-capnweb: serve and consume the A2A (Agent2Agent) protocol 1.0 over Cloudflare's capnweb
+ * RPC. This entry point has the data model, the errors, the task core, auth and the server's
+ * request handler; `./server` starts a server and `./client` connects to one.
+ *
+ * @example Build an agent and run it in the task core
+ * ```ts
+ * import { type AgentExecutor, TaskManager, textOf } from "@a2a-capnweb/core";
+ * import assert from "node:assert/strict";
+ *
+ * const upper: AgentExecutor = {
+ *   async execute(ctx, events) {
+ *     await events.status("TASK_STATE_WORKING");
+ *     await events.artifact({
+ *       artifactId: "out",
+ *       parts: [{ text: textOf(ctx.message).toUpperCase() }],
+ *     });
+ *     await events.status("TASK_STATE_COMPLETED");
+ *   },
+ * };
+ * const manager = new TaskManager({ executor: upper });
+ * const { task } = await manager.sendMessage("alice", {
+ *   message: { messageId: "m1", role: "ROLE_USER", parts: [{ text: "hi" }] },
+ * });
+ * assert.equal(task?.artifacts?.[0]?.parts[0]?.text, "HI");
+ * await manager.close();
+ * ```
+ *
+ * @module
+ */
+
+export type {
+  Artifact,
+  JsonObject,
+  JsonValue,
+  Message,
+  Part,
+  Role,
+  StreamResponse,
+  Task,
+  TaskArtifactUpdateEvent,
+  TaskState,
+  TaskStatus,
+  TaskStatusUpdateEvent,
+} from "./src/types/core.ts";
+export { INTERRUPTED_STATES, isTerminalState, TERMINAL_STATES } from "./src/types/core.ts";
+export type {
+  AgentCapabilities,
+  AgentCard,
+  AgentCardSignature,
+  AgentExtension,
+  AgentInterface,
+  AgentProvider,
+  AgentSkill,
+  APIKeySecurityScheme,
+  AuthorizationCodeOAuthFlow,
+  ClientCredentialsOAuthFlow,
+  DeviceCodeOAuthFlow,
+  HTTPAuthSecurityScheme,
+  ImplicitOAuthFlow,
+  MutualTlsSecurityScheme,
+  OAuth2SecurityScheme,
+  OAuthFlows,
+  OpenIdConnectSecurityScheme,
+  PasswordOAuthFlow,
+  SecurityRequirement,
+  SecurityScheme,
+  StringList,
+} from "./src/types/agent_card.ts";
+export type {
+  AuthenticationInfo,
+  CancelTaskRequest,
+  DeleteTaskPushNotificationConfigRequest,
+  GetExtendedAgentCardRequest,
+  GetTaskPushNotificationConfigRequest,
+  GetTaskRequest,
+  ListTaskPushNotificationConfigsRequest,
+  ListTaskPushNotificationConfigsResponse,
+  ListTasksRequest,
+  ListTasksResponse,
+  SendMessageConfiguration,
+  SendMessageRequest,
+  SendMessageResponse,
+  SubscribeToTaskRequest,
+  TaskPushNotificationConfig,
+} from "./src/types/requests.ts";
+export {
+  A2AError,
+  type A2AErrorOptions,
+  AuthenticationError,
+  type BadRequest,
+  ContentTypeNotSupportedError,
+  ERROR_DOMAIN,
+  ErrorCode,
+  type ErrorDetail,
+  type ErrorInfo,
+  ExtendedAgentCardNotConfiguredError,
+  ExtensionSupportRequiredError,
+  fromWireError,
+  InternalError,
+  InvalidAgentResponseError,
+  InvalidParamsError,
+  InvalidRequestError,
+  JSONParseError,
+  MethodNotFoundError,
+  PushNotificationNotSupportedError,
+  TaskNotCancelableError,
+  TaskNotFoundError,
+  UnsupportedOperationError,
+  VersionNotSupportedError,
+} from "./src/errors/errors.ts";
+export {
+  type AgentExecutor,
+  type ArtifactOptions,
+  type EventPublisher,
+  type RequestContext,
+  type StatusOptions,
+  textOf,
+} from "./src/tasks/executor.ts";
+export {
+  InMemoryTaskStore,
+  type PushConfigRecord,
+  type StreamEvent,
+  type TaskPage,
+  type TaskQuery,
+  type TaskRecord,
+  type TaskStore,
+} from "./src/tasks/store.ts";
+export { StreamOverflowError, Subscription } from "./src/tasks/subscription.ts";
+export {
+  type TaskEventListener,
+  TaskManager,
+  type TaskManagerOptions,
+  trimTask,
+} from "./src/tasks/task_manager.ts";
+export {
+  type CallContext,
+  RequestHandler,
+  type RequestHandlerOptions,
+} from "./src/tasks/request_handler.ts";
+export {
+  parseTokenList,
+  type Principal,
+  StaticTokenVerifier,
+  type TokenVerifier,
+} from "./src/auth/tokens.ts";
+export {
+  type Credentials,
+  Session,
+  SessionManager,
+  type SessionManagerOptions,
+  type Ticket,
+} from "./src/auth/sessions.ts";
+export {
+  type A2AHandler,
+  type AgentCardInput,
+  buildAgentCard,
+  CAPNWEB_BINDING_URI,
+  createHandler,
+  type HandlerOptions,
+  type HandlerStats,
+  PATHS,
+  type ServerLimits,
+} from "./src/http/handler.ts";
+export type { AuthenticateOptions, StreamSink } from "./src/rpc/types.ts";
+export { chunkText, demoAgent, demoAgentCard, SLOW_CHUNK_MS } from "./src/demo/agent.ts";

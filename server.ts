@@ -1,0 +1,217 @@
+/**
+ * The a2a-capnweb server: {@linkcode serve} starts `Deno.serve` with the A2A handler, and
+ * running this file starts a demo agent server.
+ *
+ * ```sh
+ * A2A_TOKENS="alice=token-alice,bob=token-bob" deno run -A server.ts --port 8000
+ * ```
+ *
+ * @example Serve your own agent on a free port
+ * ```ts
+ * import { serve } from "@a2a-capnweb/core/server";
+ * import { StaticTokenVerifier, textOf } from "@a2a-capnweb/core";
+ *
+ * const server = serve({
+ *   port: 0,
+ *   hostname: "127.0.0.1",
+ *   agentCard: {
+ *     name: "Shouter",
+ *     description: "Answers in capitals",
+ *     version: "1.0.0",
+ *     capabilities: { streaming: true },
+ *     defaultInputModes: ["text/plain"],
+ *     defaultOutputModes: ["text/plain"],
+ *     skills: [],
+ *   },
+ *   executor: {
+ *     async execute(ctx, events) {
+ *       const text = textOf(ctx.message).toUpperCase();
+ *       await events.artifact({ artifactId: "out", parts: [{ text }] });
+ *       await events.status("TASK_STATE_COMPLETED");
+ *     },
+ *   },
+ *   verifier: StaticTokenVerifier.fromList("alice=token-alice"),
+ * });
+ * console.log(`listening on ${server.url}`);
+ * await server.shutdown();
+ * ```
+ *
+ * @module
+ */
+
+import { configure, getConsoleSink, getLogger } from "@logtape/logtape";
+import { StaticTokenVerifier } from "./src/auth/tokens.ts";
+import { demoAgent, demoAgentCard } from "./src/demo/agent.ts";
+import {
+  type A2AHandler,
+  type AgentCardInput,
+  createHandler,
+  type HandlerOptions,
+  type HandlerStats,
+  type ServerLimits,
+} from "./src/http/handler.ts";
+
+export { createHandler };
+export type { A2AHandler, AgentCardInput, HandlerOptions, HandlerStats, ServerLimits };
+
+/** Options of {@linkcode serve}: the handler's options plus where to listen. */
+export interface ServeOptions extends HandlerOptions {
+  /** The port; 0 picks a free one (default 8000). */
+  port?: number;
+  /** The interface to listen on (default `127.0.0.1`). */
+  hostname?: string;
+  /** Called once the server listens. */
+  onListen?: (addr: Deno.NetAddr) => void;
+  /** How long `shutdown()` waits for in-flight requests, in milliseconds (default 10 000). */
+  shutdownTimeoutMs?: number;
+}
+
+/** A running server. */
+export interface A2AServer {
+  /** The address it listens on. */
+  readonly addr: Deno.NetAddr;
+  /** Its base URL, e.g. `http://127.0.0.1:8000`. */
+  readonly url: string;
+  /** The request handler (for stats). */
+  readonly handler: A2AHandler;
+  /** Resolves when the server has stopped. */
+  readonly finished: Promise<void>;
+  /** Closes WebSockets with 1001, stops accepting, and waits for in-flight requests. */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Starts an A2A server with `Deno.serve`.
+ *
+ * @param options The agent, the token verifier, and where to listen.
+ * @returns The running server.
+ */
+export function serve(options: ServeOptions): A2AServer {
+  const handler = createHandler(options);
+  const ac = new AbortController();
+  const httpServer = Deno.serve({
+    port: options.port ?? 8000,
+    hostname: options.hostname ?? "127.0.0.1",
+    signal: ac.signal,
+    onListen: (addr) => options.onListen?.(addr),
+  }, handler);
+  const addr = httpServer.addr;
+  const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+  let stopping: Promise<void> | undefined;
+  return {
+    addr,
+    url: `http://${host}:${addr.port}`,
+    handler,
+    finished: httpServer.finished,
+    shutdown() {
+      stopping ??= (async () => {
+        await handler.close();
+        ac.abort();
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const deadline = new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, options.shutdownTimeoutMs ?? 10_000);
+        });
+        await Promise.race([httpServer.finished, deadline]);
+        clearTimeout(timer);
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** The tokens the demo server accepts when `A2A_TOKENS` is not set. */
+export const DEMO_TOKENS = "alice=token-alice,bob=token-bob";
+
+function parseArgs(args: string[]): { port: number; hostname: string; publicUrl?: string } {
+  const out: { port: number; hostname: string; publicUrl?: string } = {
+    port: 8000,
+    hostname: "127.0.0.1",
+  };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const [flag, inline] = arg.includes("=") ? arg.split(/=(.*)/s, 2) : [arg, undefined];
+    const value = () => {
+      const v = inline ?? args[++i];
+      if (v === undefined) throw new TypeError(`Missing value for ${flag}`);
+      return v;
+    };
+    switch (flag) {
+      case "--port": {
+        const port = Number(value());
+        if (!Number.isInteger(port) || port < 0 || port > 65535) {
+          throw new TypeError(`Invalid port: ${port}`);
+        }
+        out.port = port;
+        break;
+      }
+      case "--hostname":
+        out.hostname = value();
+        break;
+      case "--public-url":
+        out.publicUrl = new URL(value()).origin;
+        break;
+      case "--help":
+      case "-h":
+        throw new TypeError("help");
+      default:
+        throw new TypeError(`Unknown option: ${arg}`);
+    }
+  }
+  return out;
+}
+
+const USAGE = `Usage: deno run -A server.ts [--port N] [--hostname H] [--public-url URL]
+
+Runs the a2a-capnweb demo agent.
+  --port N          port to listen on (default 8000; 0 picks a free port)
+  --hostname H      interface to listen on (default 127.0.0.1)
+  --public-url URL  base URL to advertise in the agent card (behind a proxy)
+Environment:
+  A2A_TOKENS        bearer tokens, "user=token,user2=token2" (default "${DEMO_TOKENS}")`;
+
+async function main(): Promise<void> {
+  let args;
+  try {
+    args = parseArgs(Deno.args);
+  } catch (err) {
+    const msg = (err as Error).message;
+    // deno-lint-ignore no-console
+    console.error(msg === "help" ? USAGE : `${msg}\n\n${USAGE}`);
+    Deno.exit(msg === "help" ? 0 : 2);
+  }
+  await configure({
+    sinks: { console: getConsoleSink() },
+    loggers: [
+      { category: ["a2a-capnweb"], lowestLevel: "info", sinks: ["console"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["console"] },
+    ],
+  });
+  const log = getLogger(["a2a-capnweb", "server"]);
+  const tokens = Deno.env.get("A2A_TOKENS");
+  if (!tokens) {
+    log.warn("A2A_TOKENS is not set: accepting the demo tokens {tokens}", { tokens: DEMO_TOKENS });
+  }
+  const server = serve({
+    port: args.port,
+    hostname: args.hostname,
+    ...(args.publicUrl !== undefined && { publicUrl: args.publicUrl }),
+    agentCard: demoAgentCard,
+    executor: demoAgent,
+    verifier: StaticTokenVerifier.fromList(tokens || DEMO_TOKENS),
+    extendedAgentCard: {
+      ...demoAgentCard,
+      description: `${demoAgentCard.description} (extended card for authenticated users)`,
+    },
+  });
+  // deno-lint-ignore no-console
+  console.log(`a2a-capnweb demo agent listening on ${server.url}`);
+  const stop = () => {
+    log.info("Shutting down");
+    server.shutdown().then(() => Deno.exit(0));
+  };
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+  await server.finished;
+}
+
+if (import.meta.main) await main();

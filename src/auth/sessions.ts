@@ -1,0 +1,250 @@
+// One-time tickets for clients that cannot send headers (browsers opening a WebSocket), and the
+// bookkeeping of live sessions and the capabilities each one holds.
+
+import { AuthenticationError, InvalidParamsError } from "../errors/errors.ts";
+import type { Principal, TokenVerifier } from "./tokens.ts";
+
+/** A one-time ticket, as `POST /a2a/auth` returns it. */
+export interface Ticket {
+  /** The ticket to pass to `authenticate({ ticket })`. */
+  ticket: string;
+  /** The user it authenticates as. */
+  userId: string;
+  /** When it stops being accepted (ISO 8601). */
+  expiresAt: string;
+}
+
+/** The credentials `authenticate` accepts: a one-time ticket or a bearer token. */
+export type Credentials = { ticket: string } | { token: string };
+
+/** Options of a SessionManager. */
+export interface SessionManagerOptions {
+  /** Checks bearer tokens. */
+  verifier: TokenVerifier;
+  /** How long a ticket stays valid, in milliseconds (default 30 000). */
+  ticketTtlMs?: number;
+  /** How many unused tickets may exist at once (default 10 000); older ones are dropped. */
+  maxTickets?: number;
+}
+
+/**
+ * One connection's session: the user it authenticated as and the capabilities it holds. Closing
+ * it releases them all.
+ */
+export class Session {
+  /** A random id, for logs. */
+  readonly id: string = crypto.randomUUID();
+  #principal: Principal | undefined;
+  #resources = new Set<Disposable>();
+  #closed = false;
+  #onClose: (s: Session) => void;
+
+  /**
+
+   * Creates the object.
+
+   *
+
+   * @param onClose Called once when the session closes.
+
+   */
+  constructor(onClose: (s: Session) => void) {
+    this.#onClose = onClose;
+  }
+
+  /** The user this session authenticated as, if it has. */
+  get principal(): Principal | undefined {
+    return this.#principal;
+  }
+
+  /** True once closed. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** How many resources the session holds. */
+  get resourceCount(): number {
+    return this.#resources.size;
+  }
+
+  /** Records the authenticated user. */
+  setPrincipal(principal: Principal): void {
+    this.#principal = principal;
+  }
+
+  /**
+   * Tracks a resource that must be released when the session closes.
+   *
+   * @param resource The resource.
+   * @returns A function that stops tracking it (call it when the resource is released early).
+   */
+  track(resource: Disposable): () => void {
+    if (this.#closed) {
+      resource[Symbol.dispose]();
+      return () => {};
+    }
+    this.#resources.add(resource);
+    return () => this.#resources.delete(resource);
+  }
+
+  /** Releases every tracked resource. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const resources = [...this.#resources];
+    this.#resources.clear();
+    for (const r of resources) {
+      try {
+        r[Symbol.dispose]();
+      } catch {
+        // A resource that fails to release must not keep the others alive.
+      }
+    }
+    this.#onClose(this);
+  }
+}
+
+/**
+ * Issues and redeems one-time tickets, verifies tokens, and keeps count of live sessions.
+ *
+ * @example Issue a ticket and redeem it once
+ * ```ts
+ * import { SessionManager, StaticTokenVerifier } from "@a2a-capnweb/core";
+ * import assert from "node:assert/strict";
+ *
+ * const sessions = new SessionManager({ verifier: StaticTokenVerifier.fromList("alice=t-a") });
+ * const { ticket } = await sessions.issueTicket("t-a");
+ * assert.equal((await sessions.authenticate({ ticket })).userId, "alice");
+ * await assert.rejects(sessions.authenticate({ ticket }));
+ * ```
+ */
+export class SessionManager {
+  #verifier: TokenVerifier;
+  #ttl: number;
+  #maxTickets: number;
+  // Insertion order is issue order, so the oldest tickets come first.
+  #tickets = new Map<string, { userId: string; expires: number }>();
+  #sessions = new Set<Session>();
+
+  /**
+
+   * Creates the object.
+
+   *
+
+   * @param options The verifier and ticket settings.
+
+   */
+  constructor(options: SessionManagerOptions) {
+    this.#verifier = options.verifier;
+    this.#ttl = options.ticketTtlMs ?? 30_000;
+    this.#maxTickets = options.maxTickets ?? 10_000;
+  }
+
+  /** How many sessions are open. */
+  get sessionCount(): number {
+    return this.#sessions.size;
+  }
+
+  /** How many resources (capabilities, streams) the open sessions hold together. */
+  get resourceCount(): number {
+    let n = 0;
+    for (const s of this.#sessions) n += s.resourceCount;
+    return n;
+  }
+
+  /** How many unused, unexpired tickets exist. */
+  get ticketCount(): number {
+    this.#purge(Date.now());
+    return this.#tickets.size;
+  }
+
+  /**
+   * Verifies a bearer token.
+   *
+   * @param token The token.
+   * @returns The principal.
+   * @throws {AuthenticationError} When the token is not valid.
+   */
+  async verifyToken(token: string): Promise<Principal> {
+    const principal = await this.#verifier.verify(token);
+    if (!principal) throw new AuthenticationError("Invalid bearer token");
+    return principal;
+  }
+
+  /**
+   * Issues a one-time ticket for the holder of a valid token.
+   *
+   * @param token The bearer token.
+   * @returns The ticket.
+   * @throws {AuthenticationError} When the token is not valid.
+   */
+  async issueTicket(token: string): Promise<Ticket> {
+    const { userId } = await this.verifyToken(token);
+    const now = Date.now();
+    this.#purge(now);
+    while (this.#tickets.size >= this.#maxTickets) {
+      const oldest = this.#tickets.keys().next().value;
+      if (oldest === undefined) break;
+      this.#tickets.delete(oldest);
+    }
+    const bytes = crypto.getRandomValues(new Uint8Array(32));
+    const ticket = btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_")
+      .replace(/=+$/, "");
+    const expires = now + this.#ttl;
+    this.#tickets.set(ticket, { userId, expires });
+    return { ticket, userId, expiresAt: new Date(expires).toISOString() };
+  }
+
+  /**
+   * Authenticates with a ticket (consumed, whatever the outcome) or a bearer token.
+   *
+   * @param credentials `{ ticket }` or `{ token }`.
+   * @returns The principal.
+   * @throws {AuthenticationError} When the credentials are not valid.
+   */
+  async authenticate(credentials: unknown): Promise<Principal> {
+    if (typeof credentials !== "object" || credentials === null) {
+      throw new InvalidParamsError("Invalid params: expected { ticket } or { token }", [
+        { field: "(params)", description: "expected { ticket } or { token }" },
+      ]);
+    }
+    const { ticket, token } = credentials as { ticket?: unknown; token?: unknown };
+    if (typeof ticket === "string" && token === undefined) {
+      const entry = this.#tickets.get(ticket);
+      this.#tickets.delete(ticket);
+      if (!entry || entry.expires <= Date.now()) {
+        throw new AuthenticationError("Invalid, expired or already used ticket");
+      }
+      return { userId: entry.userId };
+    }
+    if (typeof token === "string" && ticket === undefined) return await this.verifyToken(token);
+    throw new InvalidParamsError("Invalid params: expected exactly one of ticket or token", [
+      { field: "(params)", description: "expected exactly one of ticket or token" },
+    ]);
+  }
+
+  /**
+   * Opens a session for a new connection.
+   *
+   * @returns The session; close it when the connection ends.
+   */
+  open(): Session {
+    const session = new Session((s) => this.#sessions.delete(s));
+    this.#sessions.add(session);
+    return session;
+  }
+
+  /** Closes every open session. */
+  closeAll(): void {
+    for (const s of [...this.#sessions]) s.close();
+  }
+
+  #purge(now: number): void {
+    // Every ticket has the same lifetime, so issue order is expiry order: stop at the first live one.
+    for (const [t, e] of this.#tickets) {
+      if (e.expires > now) break;
+      this.#tickets.delete(t);
+    }
+  }
+}

@@ -1,0 +1,370 @@
+// The HTTP face of the server: one `(Request) => Promise<Response>` handler that routes the
+// agent card, ticket issuing, the capnweb endpoint (WebSocket and HTTP batch) and health.
+
+import { getLogger } from "@logtape/logtape";
+import { newHttpBatchRpcResponse, newWebSocketRpcSession } from "capnweb";
+import { SessionManager } from "../auth/sessions.ts";
+import type { TokenVerifier } from "../auth/tokens.ts";
+import { A2AError } from "../errors/errors.ts";
+import { A2AService, toWireError } from "../rpc/service.ts";
+import type { AgentExecutor } from "../tasks/executor.ts";
+import { type CallContext, RequestHandler } from "../tasks/request_handler.ts";
+import type { TaskStore } from "../tasks/store.ts";
+import { TaskManager } from "../tasks/task_manager.ts";
+import type { AgentCard, AgentInterface } from "../types/agent_card.ts";
+import { AgentCardSchema } from "../types/agent_card.ts";
+
+const log = getLogger(["a2a-capnweb", "http"]);
+
+/** The URI that names the capnweb binding in `supportedInterfaces[].protocolBinding`. */
+export const CAPNWEB_BINDING_URI = "urn:a2a-capnweb:binding:capnweb:v1";
+
+/** The paths the handler serves. */
+export const PATHS = {
+  agentCard: "/.well-known/agent-card.json",
+  auth: "/a2a/auth",
+  capnweb: "/a2a/capnweb",
+  jsonrpc: "/a2a/jsonrpc",
+  health: "/health",
+} as const;
+
+/** An agent card as the application writes it; the server adds its own interfaces. */
+export type AgentCardInput = Omit<AgentCard, "supportedInterfaces"> & {
+  /** Extra interfaces, listed after the ones this server serves. */
+  supportedInterfaces?: AgentInterface[];
+};
+
+/** Limits that protect the server from clients. */
+export interface ServerLimits {
+  /** Largest capnweb message or HTTP request body accepted, in bytes (default 4 MiB). */
+  maxMessageBytes?: number;
+  /** Seconds without a pong before a WebSocket is closed (default 30; 0 turns it off). */
+  idleTimeoutSeconds?: number;
+  /** Events that may wait for one stream subscriber before it is ended (default 1024). */
+  subscriberBufferLimit?: number;
+  /** Sink calls in flight per stream (default 32). */
+  streamWindow?: number;
+  /** Lifetime of a ticket from `POST /a2a/auth`, in milliseconds (default 30 000). */
+  ticketTtlMs?: number;
+}
+
+/** Options of createHandler and serve. */
+export interface HandlerOptions {
+  /** The agent card; the server fills in the interfaces it serves. */
+  agentCard: AgentCardInput;
+  /** The agent logic. */
+  executor: AgentExecutor;
+  /** Checks bearer tokens. */
+  verifier: TokenVerifier;
+  /** Where tasks live (in memory when absent). */
+  store?: TaskStore;
+  /**
+   * The card for authenticated users (`GetExtendedAgentCard`), or a function of the user's id
+   * that returns it; the server fills in the interfaces as for the public card.
+   */
+  extendedAgentCard?:
+    | AgentCardInput
+    | ((userId: string) => AgentCardInput | Promise<AgentCardInput>);
+  /**
+   * The public base URL (e.g. `https://agent.example.com`) to advertise in the agent card.
+   * When absent, the card follows the origin each request came to.
+   */
+  publicUrl?: string;
+  /** Limits. */
+  limits?: ServerLimits;
+}
+
+/** Live counts, for monitoring and for tests that check nothing leaks. */
+export interface HandlerStats {
+  /** Open capnweb sessions (WebSocket connections and batches in progress). */
+  sessions: number;
+  /** Capabilities and streams the sessions hold. */
+  resources: number;
+  /** Open WebSocket connections. */
+  sockets: number;
+  /** Tasks executing or subscribed to. */
+  activeTasks: number;
+  /** Open stream subscriptions. */
+  subscribers: number;
+}
+
+/** The request handler, with access to its parts and a way to shut it down. */
+export interface A2AHandler {
+  /** Handles one HTTP request. */
+  (request: Request): Promise<Response>;
+  /** The task core. */
+  readonly manager: TaskManager;
+  /** The ticket and session manager. */
+  readonly sessions: SessionManager;
+  /** The request handler shared by the bindings. */
+  readonly requestHandler: RequestHandler;
+  /** Live counts. */
+  stats(): HandlerStats;
+  /**
+   * Closes every WebSocket (code 1001), ends every stream and stops the task core.
+   *
+   * @param reason The close reason sent to clients.
+   */
+  close(reason?: string): Promise<void>;
+}
+
+const CORS_HEADERS = {
+  "access-control-allow-origin": "*",
+  "access-control-allow-methods": "GET, POST, OPTIONS",
+  "access-control-allow-headers":
+    "authorization, content-type, a2a-version, a2a-extensions, last-event-id",
+  "access-control-max-age": "86400",
+};
+
+function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
+  return Response.json(body, { status, headers: { ...CORS_HEADERS, ...headers } });
+}
+
+function httpError(status: number, message: string, headers: Record<string, string> = {}) {
+  return json({ error: { status, message } }, status, headers);
+}
+
+async function sha256Hex(text: string): Promise<string> {
+  const bytes = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * Builds the agent card for one origin: the capnweb interface first, then the JSON-RPC one,
+ * then whatever the application listed.
+ *
+ * @param input The application's card.
+ * @param origin The base URL clients reach the server at.
+ * @returns The full card.
+ */
+export function buildAgentCard(input: AgentCardInput, origin: string): AgentCard {
+  const base = origin.replace(/\/+$/, "");
+  const own: AgentInterface[] = [
+    { url: base + PATHS.capnweb, protocolBinding: CAPNWEB_BINDING_URI, protocolVersion: "1.0" },
+  ];
+  return { ...input, supportedInterfaces: [...own, ...input.supportedInterfaces ?? []] };
+}
+
+/**
+ * Creates the server's request handler: a plain `(Request) => Promise<Response>` that works
+ * with `Deno.serve` or any framework that speaks Request and Response.
+ *
+ * @param options The agent card, executor, token verifier, store and limits.
+ * @returns The handler.
+ *
+ * @example Serve an agent with Deno.serve
+ * ```ts
+ * import { createHandler, StaticTokenVerifier } from "@a2a-capnweb/core";
+ *
+ * const handler = createHandler({
+ *   agentCard: {
+ *     name: "Echo",
+ *     description: "Echoes what you say",
+ *     version: "1.0.0",
+ *     capabilities: { streaming: true },
+ *     defaultInputModes: ["text/plain"],
+ *     defaultOutputModes: ["text/plain"],
+ *     skills: [],
+ *   },
+ *   executor: { async execute(_ctx, events) { await events.status("TASK_STATE_COMPLETED"); } },
+ *   verifier: StaticTokenVerifier.fromList("alice=token-alice"),
+ * });
+ * const res = await handler(new Request("http://localhost/health"));
+ * console.log(res.status); // 200
+ * await res.body?.cancel();
+ * await handler.close();
+ * ```
+ */
+export function createHandler(options: HandlerOptions): A2AHandler {
+  const limits = options.limits ?? {};
+  const maxBytes = limits.maxMessageBytes ?? 4 * 1024 * 1024;
+  const idleTimeout = limits.idleTimeoutSeconds ?? 30;
+  // Validate the application's card once, with a placeholder origin, so mistakes show at start.
+  const checked = AgentCardSchema.safeParse(buildAgentCard(options.agentCard, "http://localhost"));
+  if (!checked.success) {
+    throw new TypeError(
+      `Invalid agent card: ${
+        checked.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")
+      }`,
+    );
+  }
+  const manager = new TaskManager({
+    executor: options.executor,
+    ...(options.store && { store: options.store }),
+    ...(limits.subscriberBufferLimit !== undefined &&
+      { subscriberBufferLimit: limits.subscriberBufferLimit }),
+  });
+  const sessions = new SessionManager({
+    verifier: options.verifier,
+    ...(limits.ticketTtlMs !== undefined && { ticketTtlMs: limits.ticketTtlMs }),
+  });
+  const cards = new Map<string, { card: AgentCard; body: string; etag: string }>();
+  const cardFor = async (origin: string) => {
+    const key = options.publicUrl ?? origin;
+    let entry = cards.get(key);
+    if (!entry) {
+      const card = buildAgentCard(options.agentCard, key);
+      const body = JSON.stringify(card);
+      entry = { card, body, etag: `"${(await sha256Hex(body)).slice(0, 32)}"` };
+      if (cards.size >= 64) cards.delete(cards.keys().next().value!);
+      cards.set(key, entry);
+    }
+    return entry;
+  };
+  const requestHandler = new RequestHandler({
+    manager,
+    agentCard: buildAgentCard(options.agentCard, options.publicUrl ?? "http://localhost"),
+    ...(options.extendedAgentCard !== undefined && {
+      extendedAgentCard: async (call: CallContext) => {
+        const ext = options.extendedAgentCard!;
+        const input = typeof ext === "function" ? await ext(call.userId) : ext;
+        return buildAgentCard(input, options.publicUrl ?? call.origin ?? "http://localhost");
+      },
+    }),
+  });
+  const sockets = new Set<WebSocket>();
+  let closing = false;
+  const rpcOptions = {
+    onSendError: (err: Error) => toWireError(err),
+    limits: { maxMessageSize: maxBytes },
+  };
+
+  const serviceFor = async (req: Request, transport: "websocket" | "batch") => {
+    const session = sessions.open();
+    const origin = new URL(req.url).origin;
+    const { card } = await cardFor(origin);
+    const service = new A2AService({
+      origin,
+      handler: requestHandler,
+      sessions,
+      session,
+      agentCard: () => card,
+      transport,
+      ...(limits.streamWindow !== undefined && { streamWindow: limits.streamWindow }),
+    });
+    return { session, service };
+  };
+
+  const handleCapnweb = async (req: Request): Promise<Response> => {
+    if (closing) return httpError(503, "Server is shutting down");
+    if (req.headers.get("upgrade")?.toLowerCase() === "websocket") {
+      const { socket, response } = Deno.upgradeWebSocket(req, { idleTimeout });
+      const { session, service } = await serviceFor(req, "websocket");
+      sockets.add(socket);
+      socket.addEventListener("close", () => {
+        sockets.delete(socket);
+        session.close();
+      });
+      newWebSocketRpcSession(socket, service, rpcOptions);
+      return response;
+    }
+    if (req.method === "POST") {
+      const length = Number(req.headers.get("content-length") ?? "0");
+      if (length > maxBytes) return httpError(413, `Request body is larger than ${maxBytes} bytes`);
+      const { session, service } = await serviceFor(req, "batch");
+      try {
+        const res = await newHttpBatchRpcResponse(req, service, rpcOptions);
+        const headers = new Headers(res.headers);
+        for (const [k, v] of Object.entries(CORS_HEADERS)) headers.set(k, v);
+        return new Response(res.body, { status: res.status, headers });
+      } finally {
+        session.close();
+      }
+    }
+    return httpError(405, "Use a WebSocket upgrade or POST an HTTP batch", {
+      allow: "GET, POST, OPTIONS",
+    });
+  };
+
+  const handleAuth = async (req: Request): Promise<Response> => {
+    if (req.method !== "POST") return httpError(405, "Use POST", { allow: "POST, OPTIONS" });
+    const header = req.headers.get("authorization") ?? "";
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    const challenge = { "www-authenticate": 'Bearer realm="a2a"' };
+    if (!match) return httpError(401, "Missing bearer token", challenge);
+    try {
+      const ticket = await sessions.issueTicket(match[1]!);
+      return json(ticket, 200, { "cache-control": "no-store" });
+    } catch (err) {
+      if (err instanceof A2AError) {
+        return httpError(401, err.message, {
+          "www-authenticate": 'Bearer realm="a2a", error="invalid_token"',
+        });
+      }
+      throw err;
+    }
+  };
+
+  const handleCard = async (req: Request): Promise<Response> => {
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      return httpError(405, "Use GET", { allow: "GET, HEAD" });
+    }
+    const { body, etag } = await cardFor(new URL(req.url).origin);
+    const headers = {
+      ...CORS_HEADERS,
+      "content-type": "application/json",
+      "cache-control": "public, max-age=300",
+      etag,
+      vary: "Host",
+    };
+    const inm = req.headers.get("if-none-match");
+    if (inm && inm.split(",").some((t) => t.trim() === etag || t.trim() === "*")) {
+      return new Response(null, { status: 304, headers });
+    }
+    return new Response(req.method === "HEAD" ? null : body, { headers });
+  };
+
+  const handler = (async (req: Request): Promise<Response> => {
+    const path = new URL(req.url).pathname;
+    try {
+      if (req.method === "OPTIONS") {
+        return new Response(null, { status: 204, headers: CORS_HEADERS });
+      }
+      switch (path) {
+        case PATHS.agentCard:
+          return await handleCard(req);
+        case PATHS.auth:
+          return await handleAuth(req);
+        case PATHS.capnweb:
+          return await handleCapnweb(req);
+        case PATHS.health:
+          return json({ status: closing ? "shutting-down" : "ok" }, closing ? 503 : 200);
+        default:
+          return httpError(404, `Not found: ${path}`);
+      }
+    } catch (err) {
+      log.error("Request to {path} failed: {error}", { path, error: err });
+      return httpError(500, "Internal server error");
+    }
+  }) as A2AHandler;
+
+  Object.defineProperties(handler, {
+    manager: { value: manager },
+    sessions: { value: sessions },
+    requestHandler: { value: requestHandler },
+    stats: {
+      value: (): HandlerStats => ({
+        sessions: sessions.sessionCount,
+        resources: sessions.resourceCount,
+        sockets: sockets.size,
+        activeTasks: manager.activeCount,
+        subscribers: manager.subscriberCount,
+      }),
+    },
+    close: {
+      value: async (reason = "Server shutting down"): Promise<void> => {
+        closing = true;
+        for (const s of sockets) {
+          try {
+            s.close(1001, reason);
+          } catch {
+            // already closing
+          }
+        }
+        sessions.closeAll();
+        await manager.close();
+      },
+    },
+  });
+  return handler;
+}

@@ -1,0 +1,356 @@
+// The capnweb binding: the root A2AService object each connection gets, and the per-user
+// capability that `authenticate` returns. Both are thin: the RequestHandler does the work.
+
+import { RpcTarget } from "capnweb";
+import { getLogger } from "@logtape/logtape";
+import type { Session, SessionManager } from "../auth/sessions.ts";
+import {
+  A2AError,
+  AuthenticationError,
+  InternalError,
+  InvalidParamsError,
+  UnsupportedOperationError,
+  VersionNotSupportedError,
+} from "../errors/errors.ts";
+import type { CallContext, RequestHandler } from "../tasks/request_handler.ts";
+import type { StreamEvent } from "../tasks/store.ts";
+import type { Subscription } from "../tasks/subscription.ts";
+import type { AgentCard } from "../types/agent_card.ts";
+import type { Task } from "../types/core.ts";
+import type { ListTasksResponse, SendMessageResponse } from "../types/requests.ts";
+
+import type { StreamSink } from "./types.ts";
+
+export type { StreamSink };
+
+const log = getLogger(["a2a-capnweb", "rpc"]);
+
+/** The A2A protocol versions this binding serves. */
+export const SUPPORTED_VERSIONS: readonly string[] = ["1.0"];
+
+/** What a stub of a client's sink offers on the server side. */
+interface SinkStub {
+  onEvent(event: StreamEvent): Promise<unknown>;
+  onEnd(): Promise<unknown>;
+  onError(error: unknown): Promise<unknown>;
+  dup(): SinkStub;
+  [Symbol.dispose](): void;
+}
+
+/** Everything a connection's objects need. */
+export interface ServiceContext {
+  /** The request handler shared by every binding. */
+  handler: RequestHandler;
+  /** Ticket and session bookkeeping. */
+  sessions: SessionManager;
+  /** This connection's session. */
+  session: Session;
+  /** The origin the connection came to. */
+  origin: string;
+  /** The agent card as this connection should see it. */
+  agentCard: () => AgentCard;
+  /** The transport: streams need a WebSocket, since a batch ends with its response. */
+  transport: "websocket" | "batch";
+  /** How many sink calls may be in flight per stream. */
+  streamWindow?: number;
+}
+
+/**
+ * Converts anything thrown inside a method into an error that is safe to send: A2A errors go
+ * as they are, anything else becomes InternalError (and is logged).
+ *
+ * @param err What was thrown.
+ * @returns The error to send.
+ */
+export function toWireError(err: unknown): Error {
+  if (err instanceof A2AError) return err;
+  log.error("Unexpected error in a capnweb call: {error}", { error: err });
+  return new InternalError();
+}
+
+async function guard<T>(fn: () => Promise<T> | T): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw toWireError(err);
+  }
+}
+
+/**
+ * The root object of a capnweb session at `/a2a/capnweb`: it reads the agent card, answers
+ * pings, and exchanges credentials for the per-user capability.
+ */
+export class A2AService extends RpcTarget {
+  #ctx: ServiceContext;
+
+  /**
+
+   * Creates the object.
+
+   *
+
+   * @param ctx The connection's context.
+
+   */
+  constructor(ctx: ServiceContext) {
+    super();
+    this.#ctx = ctx;
+  }
+
+  /** Returns the public agent card. */
+  getAgentCard(): AgentCard {
+    return this.#ctx.agentCard();
+  }
+
+  /** Liveness check for clients that never see WebSocket ping frames (browsers). */
+  ping(): { time: string } {
+    return { time: new Date().toISOString() };
+  }
+
+  /**
+   * Exchanges a one-time ticket or a bearer token for the per-user capability.
+   *
+   * @param credentials `{ ticket }` or `{ token }`.
+   * @param options The A2A version and extensions for this session.
+   * @returns The capability; every A2A operation is a method on it.
+   */
+  authenticate(credentials: unknown, options?: unknown): Promise<A2ACapability> {
+    return guard(async () => {
+      const { version, extensions } = parseAuthOptions(options);
+      if (!SUPPORTED_VERSIONS.includes(version)) throw new VersionNotSupportedError(version);
+      const principal = await this.#ctx.sessions.authenticate(credentials);
+      this.#ctx.session.setPrincipal(principal);
+      return new A2ACapability(
+        this.#ctx,
+        { userId: principal.userId, origin: this.#ctx.origin },
+        extensions,
+      );
+    });
+  }
+}
+
+function parseAuthOptions(options: unknown): { version: string; extensions: string[] } {
+  if (options === undefined || options === null) return { version: "1.0", extensions: [] };
+  if (typeof options !== "object") {
+    throw new InvalidParamsError("Invalid params: options must be an object", [
+      { field: "options", description: "must be an object" },
+    ]);
+  }
+  const { version, extensions } = options as { version?: unknown; extensions?: unknown };
+  if (version !== undefined && typeof version !== "string") {
+    throw new InvalidParamsError("Invalid params: options.version must be a string", [
+      { field: "options.version", description: "must be a string" },
+    ]);
+  }
+  if (
+    extensions !== undefined &&
+    !(Array.isArray(extensions) && extensions.every((e) => typeof e === "string"))
+  ) {
+    throw new InvalidParamsError("Invalid params: options.extensions must be a list of strings", [
+      { field: "options.extensions", description: "must be a list of strings" },
+    ]);
+  }
+  return { version: version ?? "1.0", extensions: extensions ?? [] };
+}
+
+/** A handle on a running stream: `cancel()` stops it and releases the sink on the server. */
+export class StreamHandle extends RpcTarget {
+  #cancel: () => void;
+
+  /**
+
+   * Creates the object.
+
+   *
+
+   * @param cancel Stops the stream.
+
+   */
+  constructor(cancel: () => void) {
+    super();
+    this.#cancel = cancel;
+  }
+
+  /** Stops the stream; the sink gets no further calls. */
+  cancel(): void {
+    this.#cancel();
+  }
+
+  /** Releasing the last stub of the handle stops the stream too. */
+  [Symbol.dispose](): void {
+    this.#cancel();
+  }
+}
+
+/**
+ * The per-user capability: holding it is the permission to act as that user. One method per
+ * A2A 1.0 operation, with spec-shaped parameters and results.
+ */
+export class A2ACapability extends RpcTarget {
+  #ctx: ServiceContext;
+  #call: CallContext;
+  #revoked = false;
+  #untrack: () => void;
+
+  /**
+   * Creates the object.
+   *
+   * @param ctx The connection's context.
+   * @param call The authenticated caller.
+   * @param extensions The extensions the client asked for.
+   */
+  constructor(ctx: ServiceContext, call: CallContext, readonly extensions: string[] = []) {
+    super();
+    this.#ctx = ctx;
+    this.#call = call;
+    this.#untrack = ctx.session.track(this);
+  }
+
+  #check(): void {
+    if (this.#revoked) throw new AuthenticationError("This capability has been released");
+  }
+
+  #op<T>(fn: (h: RequestHandler, call: CallContext) => Promise<T>): Promise<T> {
+    return guard(() => {
+      this.#check();
+      return fn(this.#ctx.handler, this.#call);
+    });
+  }
+
+  /** SendMessage. */
+  sendMessage(request: unknown): Promise<SendMessageResponse> {
+    return this.#op((h, c) => h.sendMessage(c, request));
+  }
+
+  /** GetTask. */
+  getTask(request: unknown): Promise<Task> {
+    return this.#op((h, c) => h.getTask(c, request));
+  }
+
+  /** ListTasks. */
+  listTasks(request?: unknown): Promise<ListTasksResponse> {
+    return this.#op((h, c) => h.listTasks(c, request));
+  }
+
+  /** CancelTask. */
+  cancelTask(request: unknown): Promise<Task> {
+    return this.#op((h, c) => h.cancelTask(c, request));
+  }
+
+  /** GetExtendedAgentCard. */
+  getExtendedAgentCard(request?: unknown): Promise<AgentCard> {
+    return this.#op((h, c) => h.getExtendedAgentCard(c, request));
+  }
+
+  /**
+   * SendStreamingMessage: events go to `sink`; the returned handle cancels the stream.
+   *
+   * @param request A SendMessageRequest.
+   * @param sink The client's callback object.
+   * @returns A handle whose `cancel()` stops the stream.
+   */
+  sendStreamingMessage(request: unknown, sink: unknown): Promise<StreamHandle> {
+    return this.#op(async (h, c) => {
+      this.#requireWebSocket();
+      const stub = requireSink(sink);
+      return this.#stream(await h.sendStreamingMessage(c, request), stub);
+    });
+  }
+
+  /**
+   * SubscribeToTask: `{ id, afterSeq? }`; with `afterSeq`, every event after it is replayed
+   * before live events.
+   *
+   * @param request A SubscribeToTaskRequest, optionally with `afterSeq`.
+   * @param sink The client's callback object.
+   * @returns A handle whose `cancel()` stops the stream.
+   */
+  subscribeToTask(request: unknown, sink: unknown): Promise<StreamHandle> {
+    return this.#op(async (h, c) => {
+      this.#requireWebSocket();
+      const stub = requireSink(sink);
+      const afterSeq = typeof request === "object" && request !== null
+        ? (request as { afterSeq?: unknown }).afterSeq
+        : undefined;
+      return this.#stream(await h.subscribeToTask(c, request, afterSeq), stub);
+    });
+  }
+
+  #requireWebSocket(): void {
+    if (this.#ctx.transport !== "websocket") {
+      throw new UnsupportedOperationError(
+        "Streaming needs the WebSocket transport: an HTTP batch ends with its response",
+      );
+    }
+  }
+
+  #stream(sub: Subscription, stub: SinkStub): StreamHandle {
+    const sink = stub.dup();
+    let cancelled = false;
+    const stop = () => {
+      cancelled = true;
+      sub.close();
+    };
+    const resource = { [Symbol.dispose]: stop };
+    const untrack = this.#ctx.session.track(resource);
+    pump(sub, sink, this.#ctx.streamWindow ?? 32, () => cancelled).finally(() => {
+      untrack();
+      sink[Symbol.dispose]();
+    });
+    return new StreamHandle(stop);
+  }
+
+  /** Released when the client disposes its last stub, or when the session closes. */
+  [Symbol.dispose](): void {
+    if (this.#revoked) return;
+    this.#revoked = true;
+    this.#untrack();
+  }
+}
+
+function requireSink(sink: unknown): SinkStub {
+  const s = sink as SinkStub | null;
+  if (
+    (typeof s !== "object" && typeof s !== "function") || s === null || typeof s.dup !== "function"
+  ) {
+    throw new InvalidParamsError("Invalid params: sink must be a callback object", [
+      { field: "sink", description: "must be an RpcTarget with onEvent, onEnd and onError" },
+    ]);
+  }
+  return s;
+}
+
+/** Delivers a subscription's events to a sink, keeping up to `window` calls in flight. */
+async function pump(
+  sub: Subscription,
+  sink: SinkStub,
+  window: number,
+  cancelled: () => boolean,
+): Promise<void> {
+  const inflight: Promise<void>[] = [];
+  let failure: unknown = undefined;
+  const noteFailure = (err: unknown) => {
+    failure ??= err;
+    sub.close();
+  };
+  try {
+    for await (const event of sub) {
+      inflight.push(sink.onEvent(event).then(() => {}, noteFailure));
+      if (inflight.length >= window) await inflight.shift();
+      if (failure !== undefined) break;
+    }
+    await Promise.all(inflight);
+    if (failure !== undefined) {
+      log.debug("Stream sink failed; ending the stream: {error}", { error: failure });
+      return;
+    }
+    if (!cancelled()) await sink.onEnd();
+  } catch (err) {
+    await Promise.all(inflight);
+    if (failure === undefined && !cancelled()) {
+      await sink.onError(toWireError(err)).catch(() => {});
+    }
+  } finally {
+    sub.close();
+  }
+}

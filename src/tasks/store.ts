@@ -1,0 +1,240 @@
+// Where tasks, their event logs and their push configs live: the TaskStore interface that a
+// persistent backend implements, and the in-memory store used by default.
+
+import type { StreamResponse, Task, TaskState } from "../types/core.ts";
+import type { TaskPushNotificationConfig } from "../types/requests.ts";
+
+/** A StreamResponse with its position in its task's event log (1, 2, 3, ...). */
+export type StreamEvent = StreamResponse & {
+  /** The event's sequence number within its task; strictly increasing by one. */
+  seq: number;
+};
+
+/** A task with the user it belongs to and the sequence number of its latest event. */
+export interface TaskRecord {
+  /** The id of the user who created the task. */
+  owner: string;
+  /** The task's current state, with its full history and artifacts. */
+  task: Task;
+  /** The `seq` of the latest event in the task's log. */
+  lastSeq: number;
+}
+
+/** Filters and paging of a task listing, already validated. */
+export interface TaskQuery {
+  /** Only tasks of this context. */
+  contextId?: string;
+  /** Only tasks in this state. */
+  status?: TaskState;
+  /** Only tasks whose status timestamp is later than this (milliseconds since the epoch). */
+  statusTimestampAfter?: number;
+  /** How many tasks per page. */
+  pageSize: number;
+  /** The cursor from the previous page, or `""` for the first page. */
+  pageToken: string;
+}
+
+/** One page of a task listing. */
+export interface TaskPage {
+  /** The tasks of this page, most recently updated first. */
+  records: TaskRecord[];
+  /** The cursor of the next page, or `""` on the last page. */
+  nextPageToken: string;
+  /** How many tasks match the filters. */
+  totalSize: number;
+}
+
+/** A push notification config with the user it belongs to. */
+export interface PushConfigRecord {
+  /** The id of the user who created the config. */
+  owner: string;
+  /** The config, with `id` and `taskId` set. */
+  config: TaskPushNotificationConfig & { id: string; taskId: string };
+}
+
+/**
+ * Storage for tasks, their event logs and push configs. The task core serializes the writes for
+ * one task, so an implementation only needs each call to be atomic on its own.
+ */
+export interface TaskStore {
+  /** Reads a task, or undefined when there is none with that id. */
+  get(taskId: string): Promise<TaskRecord | undefined>;
+  /** Saves a task's new state and, atomically with it, appends the event that produced it. */
+  commit(record: TaskRecord, event?: StreamEvent): Promise<void>;
+  /** Reads a task's logged events with `seq` greater than `afterSeq`, in order. */
+  events(taskId: string, afterSeq: number): Promise<StreamEvent[]>;
+  /** Lists one user's tasks, most recently updated first. */
+  list(owner: string, query: TaskQuery): Promise<TaskPage>;
+  /** Creates or replaces a push config. */
+  putPushConfig(record: PushConfigRecord): Promise<void>;
+  /** Reads a push config. */
+  getPushConfig(taskId: string, id: string): Promise<PushConfigRecord | undefined>;
+  /** Lists a task's push configs. */
+  listPushConfigs(taskId: string): Promise<PushConfigRecord[]>;
+  /** Deletes a push config; true when it existed. */
+  deletePushConfig(taskId: string, id: string): Promise<boolean>;
+}
+
+/** Orders records by status timestamp, newest first, then by id for a stable order. */
+function compareRecords(a: TaskRecord, b: TaskRecord): number {
+  const ta = a.task.status.timestamp ?? "";
+  const tb = b.task.status.timestamp ?? "";
+  if (ta !== tb) return ta < tb ? 1 : -1;
+  return a.task.id < b.task.id ? 1 : a.task.id > b.task.id ? -1 : 0;
+}
+
+/**
+ * Encodes the position after a record as an opaque page token.
+ *
+ * @param record The last record of a page.
+ * @returns The token that starts the next page.
+ */
+export function encodePageToken(record: TaskRecord): string {
+  return btoa(JSON.stringify([record.task.status.timestamp ?? "", record.task.id]));
+}
+
+/**
+ * Decodes a page token made by {@linkcode encodePageToken}.
+ *
+ * @param token The token.
+ * @returns The timestamp and id of the last record of the previous page, or undefined when the
+ * token is malformed.
+ */
+export function decodePageToken(token: string): [string, string] | undefined {
+  try {
+    const v: unknown = JSON.parse(atob(token));
+    if (
+      Array.isArray(v) && v.length === 2 && typeof v[0] === "string" && typeof v[1] === "string"
+    ) {
+      return [v[0], v[1]];
+    }
+  } catch {
+    // fall through: a malformed token
+  }
+  return undefined;
+}
+
+/**
+ * Applies a task query to records in memory: filter, order, then cut one page.
+ *
+ * @param all Every record of the user.
+ * @param query The validated query.
+ * @returns The page.
+ */
+export function pageOf(all: Iterable<TaskRecord>, query: TaskQuery): TaskPage {
+  const matching: TaskRecord[] = [];
+  for (const r of all) {
+    if (query.contextId !== undefined && r.task.contextId !== query.contextId) continue;
+    if (query.status !== undefined && r.task.status.state !== query.status) continue;
+    if (query.statusTimestampAfter !== undefined) {
+      const ts = Date.parse(r.task.status.timestamp ?? "");
+      if (!(ts > query.statusTimestampAfter)) continue;
+    }
+    matching.push(r);
+  }
+  matching.sort(compareRecords);
+  let start = 0;
+  if (query.pageToken !== "") {
+    const cursor = decodePageToken(query.pageToken);
+    if (cursor === undefined) throw new RangeError("pageToken is not a token this server issued");
+    const [ts, id] = cursor;
+    const pivot = {
+      owner: "",
+      lastSeq: 0,
+      task: {
+        id,
+        contextId: "",
+        status: { state: "TASK_STATE_UNSPECIFIED" as const, timestamp: ts },
+      },
+    };
+    while (start < matching.length && compareRecords(matching[start]!, pivot) <= 0) start++;
+  }
+  const records = matching.slice(start, start + query.pageSize);
+  const more = start + query.pageSize < matching.length;
+  return {
+    records,
+    nextPageToken: more && records.length > 0 ? encodePageToken(records[records.length - 1]!) : "",
+    totalSize: matching.length,
+  };
+}
+
+/**
+ * The default TaskStore: everything in memory, gone when the process ends.
+ *
+ * @example Store and read a task
+ * ```ts
+ * import { InMemoryTaskStore } from "@a2a-capnweb/core";
+ * import assert from "node:assert/strict";
+ *
+ * const store = new InMemoryTaskStore();
+ * const task = { id: "t1", contextId: "c1", status: { state: "TASK_STATE_SUBMITTED" as const } };
+ * await store.commit({ owner: "alice", task, lastSeq: 1 }, { seq: 1, task });
+ * assert.equal((await store.get("t1"))?.owner, "alice");
+ * assert.equal((await store.events("t1", 0)).length, 1);
+ * ```
+ */
+export class InMemoryTaskStore implements TaskStore {
+  #tasks = new Map<string, TaskRecord>();
+  #byOwner = new Map<string, Map<string, TaskRecord>>();
+  #events = new Map<string, StreamEvent[]>();
+  #push = new Map<string, Map<string, PushConfigRecord>>();
+
+  /** Reads a task. */
+  get(taskId: string): Promise<TaskRecord | undefined> {
+    return Promise.resolve(this.#tasks.get(taskId));
+  }
+
+  /** Saves a task and appends its event. */
+  commit(record: TaskRecord, event?: StreamEvent): Promise<void> {
+    const id = record.task.id;
+    this.#tasks.set(id, record);
+    let mine = this.#byOwner.get(record.owner);
+    if (!mine) this.#byOwner.set(record.owner, mine = new Map());
+    mine.set(id, record);
+    if (event) {
+      let log = this.#events.get(id);
+      if (!log) this.#events.set(id, log = []);
+      log.push(event);
+    }
+    return Promise.resolve();
+  }
+
+  /** Reads logged events after a sequence number. */
+  events(taskId: string, afterSeq: number): Promise<StreamEvent[]> {
+    const log = this.#events.get(taskId) ?? [];
+    // seq starts at 1 and increases by one, so the index of seq n is n - 1.
+    return Promise.resolve(log.slice(Math.max(0, afterSeq)));
+  }
+
+  /** Lists a user's tasks. */
+  list(owner: string, query: TaskQuery): Promise<TaskPage> {
+    try {
+      return Promise.resolve(pageOf(this.#byOwner.get(owner)?.values() ?? [], query));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** Creates or replaces a push config. */
+  putPushConfig(record: PushConfigRecord): Promise<void> {
+    let forTask = this.#push.get(record.config.taskId);
+    if (!forTask) this.#push.set(record.config.taskId, forTask = new Map());
+    forTask.set(record.config.id, record);
+    return Promise.resolve();
+  }
+
+  /** Reads a push config. */
+  getPushConfig(taskId: string, id: string): Promise<PushConfigRecord | undefined> {
+    return Promise.resolve(this.#push.get(taskId)?.get(id));
+  }
+
+  /** Lists a task's push configs. */
+  listPushConfigs(taskId: string): Promise<PushConfigRecord[]> {
+    return Promise.resolve([...this.#push.get(taskId)?.values() ?? []]);
+  }
+
+  /** Deletes a push config. */
+  deletePushConfig(taskId: string, id: string): Promise<boolean> {
+    return Promise.resolve(this.#push.get(taskId)?.delete(id) ?? false);
+  }
+}

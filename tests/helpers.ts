@@ -1,0 +1,86 @@
+// Shared test fixtures: a real server on 127.0.0.1 port 0, and polling for counts to settle.
+
+import assert from "node:assert/strict";
+import { StaticTokenVerifier } from "../mod.ts";
+import { demoAgent, demoAgentCard } from "../src/demo/agent.ts";
+import type { HandlerStats } from "../src/http/handler.ts";
+import type { Message } from "../src/types/core.ts";
+import { type A2AServer, serve, type ServeOptions } from "../server.ts";
+
+/** The tokens every test server accepts. */
+export const TOKENS = { alice: "token-alice", bob: "token-bob" } as const;
+
+/** A server for one test, which checks on disposal that nothing leaked. */
+export interface TestServer extends A2AServer, AsyncDisposable {
+  /** The stats right after start. */
+  readonly baseline: HandlerStats;
+  /** Waits until sessions, resources, sockets and subscribers are back to the baseline. */
+  settled(): Promise<void>;
+}
+
+/**
+ * Starts the demo agent (or the given executor) on 127.0.0.1, port 0.
+ *
+ * @param options Overrides of the serve options.
+ * @returns The server; `await using` shuts it down after checking for leaks.
+ */
+export function startServer(options: Partial<ServeOptions> = {}): TestServer {
+  const server = serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    agentCard: demoAgentCard,
+    executor: demoAgent,
+    verifier: StaticTokenVerifier.fromList(`alice=${TOKENS.alice},bob=${TOKENS.bob}`),
+    extendedAgentCard: { ...demoAgentCard, description: "extended" },
+    ...options,
+  });
+  const baseline = server.handler.stats();
+  const settled = async () => {
+    await waitFor(() => {
+      const s = server.handler.stats();
+      return s.sessions === baseline.sessions && s.resources === baseline.resources &&
+        s.sockets === baseline.sockets && s.subscribers === baseline.subscribers;
+    }, () => JSON.stringify(server.handler.stats()));
+  };
+  return Object.assign(server, {
+    baseline,
+    settled,
+    async [Symbol.asyncDispose]() {
+      try {
+        await settled();
+      } finally {
+        await server.shutdown();
+      }
+    },
+  });
+}
+
+/**
+ * Polls a condition until it holds or the time runs out (then fails the test).
+ *
+ * @param cond The condition.
+ * @param describe Describes the state when the condition never held.
+ * @param timeoutMs How long to wait.
+ */
+export async function waitFor(
+  cond: () => boolean,
+  describe: () => string = () => "",
+  timeoutMs = 5000,
+): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) assert.fail(`Condition not met in ${timeoutMs} ms ${describe()}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/**
+ * Builds a user text message.
+ *
+ * @param text The text.
+ * @param extra Other message fields.
+ * @returns The message.
+ */
+export function userMessage(text: string, extra: Partial<Message> = {}): Message {
+  return { messageId: crypto.randomUUID(), role: "ROLE_USER", parts: [{ text }], ...extra };
+}
