@@ -1,6 +1,7 @@
 /**
- * The a2a-capnweb client. {@linkcode A2AClient.connect} reads an agent's card, opens its
- * capnweb interface (a WebSocket, or HTTP batches on request) and authenticates; its methods
+ * The a2a-capnweb client. {@linkcode A2AClient.connect} reads an agent's card and opens its
+ * capnweb interface (a WebSocket, or HTTP batches on request) and authenticates, or, for an
+ * agent that offers only the standard JSON-RPC binding (or on request), uses that; its methods
  * mirror the A2A operations, and streaming ones return async iterables. Safe to use in
  * browsers; in Deno and Node it uses `npm:ws`, whose sockets have Nagle's algorithm off.
  *
@@ -28,26 +29,44 @@
 
 import { newHttpBatchRpcSession, newWebSocketRpcSession, RpcTarget } from "capnweb";
 import { A2AError, fromWireError, InvalidAgentResponseError } from "./src/errors/errors.ts";
+import {
+  JsonRpcClient,
+  type JsonRpcClientOptions,
+  type JsonRpcSubscribeOptions,
+} from "./src/jsonrpc/client.ts";
+import { JSONRPC_BINDING } from "./src/jsonrpc/protocol.ts";
 import { Subscription } from "./src/tasks/subscription.ts";
 import type { StreamEvent } from "./src/tasks/store.ts";
+import type { CallbackPushConfig } from "./src/push/types.ts";
 import { type AgentCard, AgentCardSchema } from "./src/types/agent_card.ts";
 import type { Message, StreamResponse, Task } from "./src/types/core.ts";
 import type {
   CancelTaskRequest,
+  DeleteTaskPushNotificationConfigRequest,
   GetExtendedAgentCardRequest,
+  GetTaskPushNotificationConfigRequest,
   GetTaskRequest,
+  ListTaskPushNotificationConfigsRequest,
+  ListTaskPushNotificationConfigsResponse,
   ListTasksRequest,
   ListTasksResponse,
   SendMessageRequest,
   SendMessageResponse,
   SubscribeToTaskRequest,
+  TaskPushNotificationConfig,
 } from "./src/types/requests.ts";
 
 export type {
   AgentCard,
   CancelTaskRequest,
+  DeleteTaskPushNotificationConfigRequest,
   GetExtendedAgentCardRequest,
+  GetTaskPushNotificationConfigRequest,
   GetTaskRequest,
+  JsonRpcClientOptions,
+  JsonRpcSubscribeOptions,
+  ListTaskPushNotificationConfigsRequest,
+  ListTaskPushNotificationConfigsResponse,
   ListTasksRequest,
   ListTasksResponse,
   Message,
@@ -57,7 +76,10 @@ export type {
   StreamResponse,
   SubscribeToTaskRequest,
   Task,
+  TaskPushNotificationConfig,
 };
+export type { CallbackPushConfig };
+export { JSONRPC_BINDING, JsonRpcClient };
 
 /** The URI that names the capnweb binding in an agent card. */
 export const CAPNWEB_BINDING_URI = "urn:a2a-capnweb:binding:capnweb:v1";
@@ -69,8 +91,12 @@ export type WebSocketConstructor = new (url: string) => WebSocket;
 export interface ConnectOptions {
   /** The bearer token. */
   token: string;
-  /** `"websocket"` (default) or `"batch"` (one HTTP request per call, no streaming). */
-  transport?: "websocket" | "batch";
+  /**
+   * `"websocket"` (the default when the card offers capnweb), `"batch"` (capnweb, one HTTP
+   * request per call, no streaming) or `"jsonrpc"` (the standard JSON-RPC binding, the default
+   * when the card offers no capnweb interface).
+   */
+  transport?: "websocket" | "batch" | "jsonrpc";
   /** The WebSocket implementation; `npm:ws` in Deno and Node, the global one elsewhere. */
   webSocket?: WebSocketConstructor;
   /** The fetch implementation (default: the global one). */
@@ -90,6 +116,17 @@ export interface SubscribeOptions extends SubscribeToTaskRequest {
 /** The per-user capability as the client sees it. */
 interface Capability {
   sendMessage(request: SendMessageRequest): Promise<SendMessageResponse>;
+  createTaskPushNotificationConfig(
+    request: TaskPushNotificationConfig | CallbackPushConfig,
+    callback?: RpcTarget,
+  ): Promise<TaskPushNotificationConfig>;
+  getTaskPushNotificationConfig(
+    request: GetTaskPushNotificationConfigRequest,
+  ): Promise<TaskPushNotificationConfig>;
+  listTaskPushNotificationConfigs(
+    request: ListTaskPushNotificationConfigsRequest,
+  ): Promise<ListTaskPushNotificationConfigsResponse>;
+  deleteTaskPushNotificationConfig(request: DeleteTaskPushNotificationConfigRequest): Promise<void>;
   getTask(request: GetTaskRequest): Promise<Task>;
   listTasks(request: ListTasksRequest): Promise<ListTasksResponse>;
   cancelTask(request: CancelTaskRequest): Promise<Task>;
@@ -132,6 +169,20 @@ function rethrow(err: unknown): never {
   throw fromWireError(err);
 }
 
+/** The client's end of a push callback config: hands each event to the caller's function. */
+class Pusher extends RpcTarget {
+  #onPush: (event: StreamEvent) => void | Promise<void>;
+
+  constructor(onPush: (event: StreamEvent) => void | Promise<void>) {
+    super();
+    this.#onPush = onPush;
+  }
+
+  onPush(event: StreamEvent): void | Promise<void> {
+    return this.#onPush(event);
+  }
+}
+
 /** The client's end of a stream: queues events, and slows the server when the caller lags. */
 class Sink extends RpcTarget {
   readonly queue = new Subscription(Infinity, 0);
@@ -151,7 +202,7 @@ class Sink extends RpcTarget {
   }
 
   onError(error: unknown): void {
-    this.queue.fail(fromWireError(error));
+    this.queue.fail(fromWireError(error), true);
     this.drained();
   }
 
@@ -164,20 +215,29 @@ class Sink extends RpcTarget {
   }
 }
 
+/** Picks a card's JSON-RPC interface, preferring one that speaks A2A 1.0. */
+function jsonRpcInterface(card: AgentCard) {
+  const all = card.supportedInterfaces.filter((i) =>
+    i.protocolBinding.toUpperCase() === JSONRPC_BINDING
+  );
+  return all.find((i) => i.protocolVersion === "1.0") ?? all[0];
+}
+
 /**
- * An A2A client over capnweb. Create one with {@linkcode A2AClient.connect}; end it with
- * `close()` or `await using`.
+ * An A2A client over capnweb, or over the JSON-RPC binding for agents that offer only that.
+ * Create one with {@linkcode A2AClient.connect}; end it with `close()` or `await using`.
  */
 export class A2AClient implements AsyncDisposable {
   /** The agent card the client connected with. */
   readonly agentCard: AgentCard;
   /** The transport in use. */
-  readonly transport: "websocket" | "batch";
+  readonly transport: "websocket" | "batch" | "jsonrpc";
   #url: string;
   #options: ConnectOptions;
   #root: Root | undefined;
   #cap: Capability | undefined;
   #socket: WebSocket | undefined;
+  #jsonrpc: JsonRpcClient | undefined;
   #closed = false;
 
   private constructor(card: AgentCard, url: string, options: ConnectOptions) {
@@ -188,7 +248,10 @@ export class A2AClient implements AsyncDisposable {
   }
 
   /**
-   * Reads the agent card at `baseUrl`, opens its capnweb interface and authenticates.
+   * Reads the agent card at `baseUrl`, opens its capnweb interface and authenticates. When the
+   * card offers no capnweb interface, or `transport` is `"jsonrpc"`, it uses the card's JSON-RPC
+   * interface instead, which has no session: the token goes with every request, so a refused
+   * token fails the first call rather than `connect()`.
    *
    * @param baseUrl The agent's base URL (where `/.well-known/agent-card.json` is served).
    * @param options The token and the transport.
@@ -208,9 +271,23 @@ export class A2AClient implements AsyncDisposable {
       throw new InvalidAgentResponseError(`Invalid agent card: ${parsed.error.issues[0]?.message}`);
     }
     const card = parsed.data;
-    const iface = card.supportedInterfaces.find((i) => i.protocolBinding === CAPNWEB_BINDING_URI);
-    if (!iface) throw new Error("Cannot connect: the agent card offers no capnweb interface");
-    const client = new A2AClient(card, iface.url, options);
+    const wanted = options.transport;
+    const capnweb = wanted === "jsonrpc"
+      ? undefined
+      : card.supportedInterfaces.find((i) => i.protocolBinding === CAPNWEB_BINDING_URI);
+    const jsonrpc = wanted === undefined || wanted === "jsonrpc"
+      ? jsonRpcInterface(card)
+      : undefined;
+    if (!capnweb && !jsonrpc) {
+      throw new Error(
+        `Cannot connect: the agent card offers no ${
+          wanted === "jsonrpc" ? "JSONRPC" : wanted === undefined ? "capnweb or JSONRPC" : "capnweb"
+        } interface`,
+      );
+    }
+    const transport = capnweb ? wanted ?? "websocket" : "jsonrpc";
+    const url = new URL((capnweb ?? jsonrpc)!.url, cardUrl).href;
+    const client = new A2AClient(card, url, { ...options, transport });
     await client.#open();
     return client;
   }
@@ -220,6 +297,16 @@ export class A2AClient implements AsyncDisposable {
   }
 
   async #open(): Promise<void> {
+    if (this.transport === "jsonrpc") {
+      const o = this.#options;
+      this.#jsonrpc = new JsonRpcClient(this.#url, {
+        token: o.token,
+        ...(o.fetch && { fetch: o.fetch }),
+        ...(o.version !== undefined && { version: o.version }),
+        ...(o.extensions && { extensions: o.extensions }),
+      });
+      return;
+    }
     if (this.transport === "batch") {
       // Each call is a batch of its own: authenticate and call travel in one request.
       const root = newHttpBatchRpcSession<Root>(this.#url) as unknown as Root;
@@ -293,27 +380,84 @@ export class A2AClient implements AsyncDisposable {
 
   /** SendMessage: sends a message and returns the task (or a direct reply). */
   sendMessage(request: SendMessageRequest): Promise<SendMessageResponse> {
+    if (this.#jsonrpc) return this.#jsonrpc.sendMessage(request);
     return this.#call((cap) => cap.sendMessage(request));
   }
 
   /** GetTask. */
   getTask(request: GetTaskRequest): Promise<Task> {
+    if (this.#jsonrpc) return this.#jsonrpc.getTask(request);
     return this.#call((cap) => cap.getTask(request));
   }
 
   /** ListTasks. */
   listTasks(request: ListTasksRequest = {}): Promise<ListTasksResponse> {
+    if (this.#jsonrpc) return this.#jsonrpc.listTasks(request);
     return this.#call((cap) => cap.listTasks(request));
   }
 
   /** CancelTask. */
   cancelTask(request: CancelTaskRequest): Promise<Task> {
+    if (this.#jsonrpc) return this.#jsonrpc.cancelTask(request);
     return this.#call((cap) => cap.cancelTask(request));
   }
 
   /** GetExtendedAgentCard. */
   getExtendedAgentCard(request: GetExtendedAgentCardRequest = {}): Promise<AgentCard> {
+    if (this.#jsonrpc) return this.#jsonrpc.getExtendedAgentCard(request);
     return this.#call((cap) => cap.getExtendedAgentCard(request));
+  }
+
+  /**
+   * CreateTaskPushNotificationConfig: registers a webhook for a task's updates. With `onPush`
+   * instead of a `url` (capnweb over a WebSocket only), the server calls `onPush` over this
+   * connection with each event of the task, in order and with its `seq`, until the config is
+   * deleted, the task reaches a terminal state, `onPush` throws, or the client closes.
+   *
+   * @param request The config, with `taskId`; without `url` when `onPush` is given.
+   * @param onPush Receives the task's events instead of a webhook.
+   * @returns The config, with its `id`.
+   */
+  createTaskPushNotificationConfig(
+    request: TaskPushNotificationConfig | CallbackPushConfig,
+    onPush?: (event: StreamEvent) => void | Promise<void>,
+  ): Promise<TaskPushNotificationConfig> {
+    if (onPush !== undefined) {
+      if (this.#jsonrpc || this.transport !== "websocket") {
+        return Promise.reject(fromWireError({
+          code: -32004,
+          message: "Push callbacks need the capnweb WebSocket transport",
+        }));
+      }
+      return this.#call((cap) => cap.createTaskPushNotificationConfig(request, new Pusher(onPush)));
+    }
+    const config = request as TaskPushNotificationConfig;
+    if (this.#jsonrpc) return this.#jsonrpc.createTaskPushNotificationConfig(config);
+    return this.#call((cap) => cap.createTaskPushNotificationConfig(config));
+  }
+
+  /** GetTaskPushNotificationConfig. */
+  getTaskPushNotificationConfig(
+    request: GetTaskPushNotificationConfigRequest,
+  ): Promise<TaskPushNotificationConfig> {
+    if (this.#jsonrpc) return this.#jsonrpc.getTaskPushNotificationConfig(request);
+    return this.#call((cap) => cap.getTaskPushNotificationConfig(request));
+  }
+
+  /** ListTaskPushNotificationConfigs. */
+  listTaskPushNotificationConfigs(
+    request: ListTaskPushNotificationConfigsRequest,
+  ): Promise<ListTaskPushNotificationConfigsResponse> {
+    if (this.#jsonrpc) return this.#jsonrpc.listTaskPushNotificationConfigs(request);
+    return this.#call((cap) => cap.listTaskPushNotificationConfigs(request));
+  }
+
+  /** DeleteTaskPushNotificationConfig. */
+  async deleteTaskPushNotificationConfig(
+    request: DeleteTaskPushNotificationConfigRequest,
+  ): Promise<void> {
+    if (this.#jsonrpc) return await this.#jsonrpc.deleteTaskPushNotificationConfig(request);
+    await this.#call((cap) => cap.deleteTaskPushNotificationConfig(request));
   }
 
   /**
@@ -321,6 +465,7 @@ export class A2AClient implements AsyncDisposable {
    * loop early cancels the stream on the server.
    */
   sendStreamingMessage(request: SendMessageRequest): AsyncIterable<StreamEvent> {
+    if (this.#jsonrpc) return this.#jsonrpc.sendStreamingMessage(request);
     return this.#stream((cap, sink) => cap.sendStreamingMessage(request, sink));
   }
 
@@ -329,6 +474,7 @@ export class A2AClient implements AsyncDisposable {
    * after that one instead, with no gap and no duplicate.
    */
   subscribeToTask(request: SubscribeOptions): AsyncIterable<StreamEvent> {
+    if (this.#jsonrpc) return this.#jsonrpc.subscribeToTask(request);
     return this.#stream((cap, sink) => cap.subscribeToTask(request, sink));
   }
 
@@ -354,6 +500,7 @@ export class A2AClient implements AsyncDisposable {
 
   /** Answers once the server does; for checking a connection is alive. */
   async ping(): Promise<{ time: string }> {
+    if (this.#jsonrpc) return await this.#jsonrpc.ping();
     if (this.transport === "batch") {
       const root = newHttpBatchRpcSession<Root>(this.#url) as unknown as Root;
       try {
@@ -369,6 +516,7 @@ export class A2AClient implements AsyncDisposable {
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
+    this.#jsonrpc?.close();
     try {
       this.#cap?.[Symbol.dispose]();
       this.#root?.[Symbol.dispose]();

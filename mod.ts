@@ -104,6 +104,7 @@ export {
   JSONParseError,
   MethodNotFoundError,
   PushNotificationNotSupportedError,
+  ServiceUnavailableError,
   TaskNotCancelableError,
   TaskNotFoundError,
   UnsupportedOperationError,
@@ -126,8 +127,10 @@ export {
   type TaskRecord,
   type TaskStore,
 } from "./src/tasks/store.ts";
+export { KvTaskStore } from "./src/tasks/kv_store.ts";
 export { StreamOverflowError, Subscription } from "./src/tasks/subscription.ts";
 export {
+  type MessageHook,
   type TaskEventListener,
   TaskManager,
   type TaskManagerOptions,
@@ -162,5 +165,29 @@ export {
   PATHS,
   type ServerLimits,
 } from "./src/http/handler.ts";
-export type { AuthenticateOptions, StreamSink } from "./src/rpc/types.ts";
+export type { AuthenticateOptions, PushCallback, StreamSink } from "./src/rpc/types.ts";
+export {
+  type CreatePushConfigOptions,
+  type PushConfigPage,
+  PushDispatcher,
+  type PushOptions,
+} from "./src/push/dispatcher.ts";
+export {
+  type AddressKind,
+  classifyAddress,
+  type DestinationPolicy,
+  type HostResolver,
+} from "./src/push/address.ts";
+export { type CallbackPushConfig, PUSH_CALLBACK_URL, type PushReceiver } from "./src/push/types.ts";
+export {
+  EVENT_SEQ_HEADER,
+  NOTIFICATION_CONTENT_TYPE,
+  NOTIFICATION_TOKEN_HEADER,
+} from "./src/push/webhook.ts";
+export {
+  createJsonRpcHandler,
+  type JsonRpcHandler,
+  type JsonRpcHandlerOptions,
+} from "./src/jsonrpc/server.ts";
+export { JSONRPC_BINDING, JSONRPC_METHODS } from "./src/jsonrpc/protocol.ts";
 export { chunkText, demoAgent, demoAgentCard, SLOW_CHUNK_MS } from "./src/demo/agent.ts";

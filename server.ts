@@ -42,6 +42,7 @@
 import { configure, getConsoleSink, getLogger } from "@logtape/logtape";
 import { StaticTokenVerifier } from "./src/auth/tokens.ts";
 import { demoAgent, demoAgentCard } from "./src/demo/agent.ts";
+import { KvTaskStore } from "./src/tasks/kv_store.ts";
 import {
   type A2AHandler,
   type AgentCardInput,
@@ -122,8 +123,15 @@ export function serve(options: ServeOptions): A2AServer {
 /** The tokens the demo server accepts when `A2A_TOKENS` is not set. */
 export const DEMO_TOKENS = "alice=token-alice,bob=token-bob";
 
-function parseArgs(args: string[]): { port: number; hostname: string; publicUrl?: string } {
-  const out: { port: number; hostname: string; publicUrl?: string } = {
+interface ServerArgs {
+  port: number;
+  hostname: string;
+  publicUrl?: string;
+  dataPath?: string;
+}
+
+function parseArgs(args: string[]): ServerArgs {
+  const out: ServerArgs = {
     port: 8000,
     hostname: "127.0.0.1",
   };
@@ -150,6 +158,9 @@ function parseArgs(args: string[]): { port: number; hostname: string; publicUrl?
       case "--public-url":
         out.publicUrl = new URL(value()).origin;
         break;
+      case "--data":
+        out.dataPath = value();
+        break;
       case "--help":
       case "-h":
         throw new TypeError("help");
@@ -160,14 +171,19 @@ function parseArgs(args: string[]): { port: number; hostname: string; publicUrl?
   return out;
 }
 
-const USAGE = `Usage: deno run -A server.ts [--port N] [--hostname H] [--public-url URL]
+const USAGE = `Usage: deno run -A --unstable-kv server.ts [--port N] [--hostname H]
+         [--public-url URL] [--data PATH]
 
 Runs the a2a-capnweb demo agent.
   --port N          port to listen on (default 8000; 0 picks a free port)
   --hostname H      interface to listen on (default 127.0.0.1)
   --public-url URL  base URL to advertise in the agent card (behind a proxy)
+  --data PATH       keep tasks in a Deno KV database at PATH (needs --unstable-kv); tasks
+                    left running by a previous process are marked FAILED at start
+                    (default: in memory, lost on exit)
 Environment:
-  A2A_TOKENS        bearer tokens, "user=token,user2=token2" (default "${DEMO_TOKENS}")`;
+  A2A_TOKENS        bearer tokens, "user=token,user2=token2" (default "${DEMO_TOKENS}")
+  A2A_DATA          the same as --data`;
 
 async function main(): Promise<void> {
   let args;
@@ -191,6 +207,17 @@ async function main(): Promise<void> {
   if (!tokens) {
     log.warn("A2A_TOKENS is not set: accepting the demo tokens {tokens}", { tokens: DEMO_TOKENS });
   }
+  const dataPath = args.dataPath ?? (Deno.env.get("A2A_DATA") || undefined);
+  let store: KvTaskStore | undefined;
+  if (dataPath !== undefined) {
+    try {
+      store = await KvTaskStore.open(dataPath);
+    } catch (err) {
+      // deno-lint-ignore no-console
+      console.error(`Cannot open the task database ${dataPath}: ${(err as Error).message}`);
+      Deno.exit(1);
+    }
+  }
   const server = serve({
     port: args.port,
     hostname: args.hostname,
@@ -198,16 +225,25 @@ async function main(): Promise<void> {
     agentCard: demoAgentCard,
     executor: demoAgent,
     verifier: StaticTokenVerifier.fromList(tokens || DEMO_TOKENS),
+    ...(store && { store }),
     extendedAgentCard: {
       ...demoAgentCard,
       description: `${demoAgentCard.description} (extended card for authenticated users)`,
     },
   });
+  if (store) {
+    // Before announcing the URL: a client that waits for it never sees a stale WORKING task.
+    const failed = await server.handler.manager.recover();
+    log.info("Tasks in {path}; {failed} left running by the previous process marked FAILED", {
+      path: dataPath,
+      failed,
+    });
+  }
   // deno-lint-ignore no-console
   console.log(`a2a-capnweb demo agent listening on ${server.url}`);
   const stop = () => {
     log.info("Shutting down");
-    server.shutdown().then(() => Deno.exit(0));
+    server.shutdown().finally(() => store?.close()).then(() => Deno.exit(0));
   };
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);

@@ -21,18 +21,21 @@ export interface TestServer extends A2AServer, AsyncDisposable {
 /**
  * Starts the demo agent (or the given executor) on 127.0.0.1, port 0.
  *
- * @param options Overrides of the serve options.
+ * @param options Overrides of the serve options; `noExtendedCard` leaves the extended card out.
  * @returns The server; `await using` shuts it down after checking for leaks.
  */
-export function startServer(options: Partial<ServeOptions> = {}): TestServer {
+export function startServer(
+  options: Partial<ServeOptions> & { noExtendedCard?: boolean } = {},
+): TestServer {
+  const { noExtendedCard, ...rest } = options;
   const server = serve({
     port: 0,
     hostname: "127.0.0.1",
     agentCard: demoAgentCard,
     executor: demoAgent,
     verifier: StaticTokenVerifier.fromList(`alice=${TOKENS.alice},bob=${TOKENS.bob}`),
-    extendedAgentCard: { ...demoAgentCard, description: "extended" },
-    ...options,
+    ...(!noExtendedCard && { extendedAgentCard: { ...demoAgentCard, description: "extended" } }),
+    ...rest,
   });
   const baseline = server.handler.stats();
   const settled = async () => {

@@ -120,7 +120,7 @@ export const demoAgentCard: AgentCardInput = {
   description:
     "Echoes text back as a streamed artifact. Prefixes: 'slow:', 'input:', 'fail:', 'reply:'.",
   version: "0.1.0",
-  capabilities: { streaming: true, pushNotifications: false, extendedAgentCard: true },
+  capabilities: { streaming: true, pushNotifications: true, extendedAgentCard: true },
   defaultInputModes: ["text/plain"],
   defaultOutputModes: ["text/plain"],
   skills: [{

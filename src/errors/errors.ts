@@ -13,6 +13,8 @@ export const ErrorCode = {
   ExtensionSupportRequired: -32008,
   VersionNotSupported: -32009,
   Unauthenticated: -31001,
+  StreamOverflow: -31002,
+  ServiceUnavailable: -31003,
   ParseError: -32700,
   InvalidRequest: -32600,
   MethodNotFound: -32601,
@@ -318,6 +320,46 @@ export class InternalError extends A2AError {
   }
 }
 
+/**
+ * A subscriber fell too far behind and its stream was ended. Resume with `afterSeq` set to
+ * `lastSeq` to receive the rest.
+ */
+export class StreamOverflowError extends A2AError {
+  /** The last sequence number handed to the subscriber before the stream was ended. */
+  lastSeq: number;
+
+  /**
+   * Creates the object.
+   *
+   * @param lastSeq The last delivered sequence number.
+   * @param limit The buffer size that was exceeded.
+   */
+  constructor(lastSeq: number, limit: number) {
+    super(
+      ErrorCode.StreamOverflow,
+      `Stream ended: more than ${limit} events were waiting for this subscriber; resume with afterSeq ${lastSeq}`,
+      "STREAM_OVERFLOW",
+      { metadata: { lastSeq: String(lastSeq) } },
+    );
+    this.lastSeq = lastSeq;
+  }
+}
+
+/**
+ * The server is shutting down or overloaded (-31003). Retryable: a client reconnects, possibly
+ * to another instance, and resumes its streams.
+ */
+export class ServiceUnavailableError extends A2AError {
+  /**
+   * Creates the error.
+   *
+   * @param message What is unavailable.
+   */
+  constructor(message = "Service unavailable") {
+    super(ErrorCode.ServiceUnavailable, message, "UNAVAILABLE");
+  }
+}
+
 const BY_CODE: Record<number, (message: string) => A2AError> = {
   [ErrorCode.TaskNotFound]: (m) => new TaskNotFoundError(undefined, m),
   [ErrorCode.TaskNotCancelable]: (m) => new TaskNotCancelableError(undefined, m),
@@ -333,6 +375,12 @@ const BY_CODE: Record<number, (message: string) => A2AError> = {
     return e;
   },
   [ErrorCode.Unauthenticated]: (m) => new AuthenticationError(m),
+  [ErrorCode.ServiceUnavailable]: (m) => new ServiceUnavailableError(m),
+  [ErrorCode.StreamOverflow]: (m) => {
+    const e = new StreamOverflowError(0, 0);
+    e.message = m;
+    return e;
+  },
   [ErrorCode.InvalidParams]: (m) => new InvalidParamsError(m),
   [ErrorCode.InvalidRequest]: (m) => new InvalidRequestError(m),
   [ErrorCode.MethodNotFound]: (m) => {
@@ -369,5 +417,9 @@ export function fromWireError(value: unknown): unknown {
   const make = BY_CODE[code];
   const err = make ? make(text) : new A2AError(code, text, "UNKNOWN");
   if (Array.isArray(data)) err.data = data as ErrorDetail[];
+  if (err instanceof StreamOverflowError) {
+    const info = err.data.find((d): d is ErrorInfo => "reason" in d);
+    err.lastSeq = Number(info?.metadata?.lastSeq ?? 0);
+  }
   return err;
 }

@@ -4,9 +4,12 @@
 import { getLogger } from "@logtape/logtape";
 import { newHttpBatchRpcResponse, newWebSocketRpcSession } from "capnweb";
 import { SessionManager } from "../auth/sessions.ts";
+import { PushDispatcher, type PushOptions } from "../push/dispatcher.ts";
 import type { TokenVerifier } from "../auth/tokens.ts";
 import { A2AError } from "../errors/errors.ts";
-import { A2AService, toWireError } from "../rpc/service.ts";
+import { createJsonRpcHandler } from "../jsonrpc/server.ts";
+import { JSONRPC_BINDING } from "../jsonrpc/protocol.ts";
+import { A2AService, SUPPORTED_VERSIONS, toWireError } from "../rpc/service.ts";
 import type { AgentExecutor } from "../tasks/executor.ts";
 import { type CallContext, RequestHandler } from "../tasks/request_handler.ts";
 import type { TaskStore } from "../tasks/store.ts";
@@ -46,6 +49,11 @@ export interface ServerLimits {
   streamWindow?: number;
   /** Lifetime of a ticket from `POST /a2a/auth`, in milliseconds (default 30 000). */
   ticketTtlMs?: number;
+  /**
+   * Milliseconds of silence after which a JSON-RPC SSE stream gets a keep-alive comment
+   * (default 15 000; 0 turns it off).
+   */
+  sseKeepAliveMs?: number;
 }
 
 /** Options of createHandler and serve. */
@@ -72,6 +80,11 @@ export interface HandlerOptions {
   publicUrl?: string;
   /** Limits. */
   limits?: ServerLimits;
+  /**
+   * Push notification delivery and where webhooks may point (used when the card declares
+   * `capabilities.pushNotifications`). By default webhooks may reach public addresses only.
+   */
+  push?: PushOptions;
 }
 
 /** Live counts, for monitoring and for tests that check nothing leaks. */
@@ -86,6 +99,8 @@ export interface HandlerStats {
   activeTasks: number;
   /** Open stream subscriptions. */
   subscribers: number;
+  /** Push notification events waiting for delivery. */
+  pushPending: number;
 }
 
 /** The request handler, with access to its parts and a way to shut it down. */
@@ -98,10 +113,12 @@ export interface A2AHandler {
   readonly sessions: SessionManager;
   /** The request handler shared by the bindings. */
   readonly requestHandler: RequestHandler;
+  /** The push notification dispatcher, when the card declares push notifications. */
+  readonly push: PushDispatcher | undefined;
   /** Live counts. */
   stats(): HandlerStats;
   /**
-   * Closes every WebSocket (code 1001), ends every stream and stops the task core.
+   * Closes every WebSocket (code 1001), ends every stream, stops the task core and push delivery.
    *
    * @param reason The close reason sent to clients.
    */
@@ -114,6 +131,7 @@ const CORS_HEADERS = {
   "access-control-allow-headers":
     "authorization, content-type, a2a-version, a2a-extensions, last-event-id",
   "access-control-max-age": "86400",
+  "access-control-expose-headers": "www-authenticate",
 };
 
 function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
@@ -141,6 +159,7 @@ export function buildAgentCard(input: AgentCardInput, origin: string): AgentCard
   const base = origin.replace(/\/+$/, "");
   const own: AgentInterface[] = [
     { url: base + PATHS.capnweb, protocolBinding: CAPNWEB_BINDING_URI, protocolVersion: "1.0" },
+    { url: base + PATHS.jsonrpc, protocolBinding: JSONRPC_BINDING, protocolVersion: "1.0" },
   ];
   return { ...input, supportedInterfaces: [...own, ...input.supportedInterfaces ?? []] };
 }
@@ -211,8 +230,12 @@ export function createHandler(options: HandlerOptions): A2AHandler {
     }
     return entry;
   };
+  const push = options.agentCard.capabilities.pushNotifications === true
+    ? new PushDispatcher(manager, options.push)
+    : undefined;
   const requestHandler = new RequestHandler({
     manager,
+    ...(push && { push }),
     agentCard: buildAgentCard(options.agentCard, options.publicUrl ?? "http://localhost"),
     ...(options.extendedAgentCard !== undefined && {
       extendedAgentCard: async (call: CallContext) => {
@@ -276,6 +299,16 @@ export function createHandler(options: HandlerOptions): A2AHandler {
     });
   };
 
+  const handleJsonRpc = createJsonRpcHandler({
+    handler: requestHandler,
+    verifyToken: (token) => sessions.verifyToken(token),
+    versions: SUPPORTED_VERSIONS,
+    maxBodyBytes: maxBytes,
+    ...(limits.sseKeepAliveMs !== undefined && { keepAliveMs: limits.sseKeepAliveMs }),
+    headers: CORS_HEADERS,
+    closing: () => closing,
+  });
+
   const handleAuth = async (req: Request): Promise<Response> => {
     if (req.method !== "POST") return httpError(405, "Use POST", { allow: "POST, OPTIONS" });
     const header = req.headers.get("authorization") ?? "";
@@ -327,6 +360,8 @@ export function createHandler(options: HandlerOptions): A2AHandler {
           return await handleAuth(req);
         case PATHS.capnweb:
           return await handleCapnweb(req);
+        case PATHS.jsonrpc:
+          return await handleJsonRpc(req);
         case PATHS.health:
           return json({ status: closing ? "shutting-down" : "ok" }, closing ? 503 : 200);
         default:
@@ -342,6 +377,7 @@ export function createHandler(options: HandlerOptions): A2AHandler {
     manager: { value: manager },
     sessions: { value: sessions },
     requestHandler: { value: requestHandler },
+    push: { value: push },
     stats: {
       value: (): HandlerStats => ({
         sessions: sessions.sessionCount,
@@ -349,6 +385,7 @@ export function createHandler(options: HandlerOptions): A2AHandler {
         sockets: sockets.size,
         activeTasks: manager.activeCount,
         subscribers: manager.subscriberCount,
+        pushPending: push?.pendingCount ?? 0,
       }),
     },
     close: {
@@ -362,7 +399,9 @@ export function createHandler(options: HandlerOptions): A2AHandler {
           }
         }
         sessions.closeAll();
+        await handleJsonRpc.close();
         await manager.close();
+        await push?.close();
       },
     },
   });

@@ -9,6 +9,7 @@ import {
   AuthenticationError,
   InternalError,
   InvalidParamsError,
+  PushNotificationNotSupportedError,
   UnsupportedOperationError,
   VersionNotSupportedError,
 } from "../errors/errors.ts";
@@ -17,7 +18,13 @@ import type { StreamEvent } from "../tasks/store.ts";
 import type { Subscription } from "../tasks/subscription.ts";
 import type { AgentCard } from "../types/agent_card.ts";
 import type { Task } from "../types/core.ts";
-import type { ListTasksResponse, SendMessageResponse } from "../types/requests.ts";
+import type {
+  ListTaskPushNotificationConfigsResponse,
+  ListTasksResponse,
+  SendMessageResponse,
+  TaskPushNotificationConfig,
+} from "../types/requests.ts";
+import type { PushReceiver } from "../push/types.ts";
 
 import type { StreamSink } from "./types.ts";
 
@@ -34,6 +41,13 @@ interface SinkStub {
   onEnd(): Promise<unknown>;
   onError(error: unknown): Promise<unknown>;
   dup(): SinkStub;
+  [Symbol.dispose](): void;
+}
+
+/** What a stub of a client's push callback offers on the server side. */
+interface PushCallbackStub {
+  onPush(event: StreamEvent): Promise<unknown>;
+  dup(): PushCallbackStub;
   [Symbol.dispose](): void;
 }
 
@@ -118,6 +132,7 @@ export class A2AService extends RpcTarget {
     return guard(async () => {
       const { version, extensions } = parseAuthOptions(options);
       if (!SUPPORTED_VERSIONS.includes(version)) throw new VersionNotSupportedError(version);
+      this.#ctx.handler.requireExtensions(extensions);
       const principal = await this.#ctx.sessions.authenticate(credentials);
       this.#ctx.session.setPrincipal(principal);
       return new A2ACapability(
@@ -243,6 +258,90 @@ export class A2ACapability extends RpcTarget {
   }
 
   /**
+   * CreateTaskPushNotificationConfig. With a webhook `url` in the config, the server POSTs each
+   * event of the task to it. With a `callback` instead (an RpcTarget with `onPush(event)`, and
+   * no `url` in the config), the server calls `callback.onPush(event)` over this connection for
+   * each event of the task, in order and with its `seq`, across turns of the task: no stream
+   * to hold and no webhook to run. The result's `url` is then `urn:a2a-capnweb:push-callback`.
+   *
+   * A callback config lives as long as the connection: the server releases the callback when
+   * the config is deleted or replaced, when the task reaches a terminal state (after that event
+   * is delivered), when an `onPush` call fails, or when the connection closes. It needs the
+   * WebSocket transport.
+   *
+   * @param request A TaskPushNotificationConfig with `taskId` (without `url` for a callback).
+   * @param callback The client's callback object, instead of a webhook.
+   * @returns The config, with its `id`.
+   */
+  createTaskPushNotificationConfig(
+    request: unknown,
+    callback?: unknown,
+  ): Promise<TaskPushNotificationConfig> {
+    return this.#op(async (h, c) => {
+      if (callback === undefined || callback === null) {
+        return await h.createTaskPushNotificationConfig(c, request);
+      }
+      const push = h.push;
+      if (push === undefined) {
+        throw new PushNotificationNotSupportedError(
+          "This agent does not support push notifications",
+        );
+      }
+      if (this.#ctx.transport !== "websocket") {
+        throw new UnsupportedOperationError(
+          "Push callbacks need the WebSocket transport: an HTTP batch ends with its response",
+        );
+      }
+      const stub = requirePushCallback(callback).dup();
+      const session = this.#ctx.session;
+      let released = false;
+      let untrack = () => {};
+      const receiver: PushReceiver = {
+        deliver: (event) => stub.onPush(event).then(() => {}),
+        close: () => {
+          if (released) return;
+          released = true;
+          untrack();
+          stub[Symbol.dispose]();
+        },
+      };
+      // Closing the connection removes the config, which releases the callback.
+      untrack = session.track({
+        [Symbol.dispose]: () => {
+          if (!push.removeReceiver(receiver)) receiver.close();
+        },
+      });
+      if (released) throw new AuthenticationError("This session has been closed");
+      try {
+        const config = await h.createTaskPushNotificationConfig(c, request, receiver);
+        // The connection may have closed while the config was being created.
+        if (released) push.removeReceiver(receiver);
+        return config;
+      } catch (err) {
+        receiver.close();
+        throw err;
+      }
+    });
+  }
+
+  /** GetTaskPushNotificationConfig. */
+  getTaskPushNotificationConfig(request: unknown): Promise<TaskPushNotificationConfig> {
+    return this.#op((h, c) => h.getTaskPushNotificationConfig(c, request));
+  }
+
+  /** ListTaskPushNotificationConfigs. */
+  listTaskPushNotificationConfigs(
+    request: unknown,
+  ): Promise<ListTaskPushNotificationConfigsResponse> {
+    return this.#op((h, c) => h.listTaskPushNotificationConfigs(c, request));
+  }
+
+  /** DeleteTaskPushNotificationConfig; a callback config's callback is released. */
+  deleteTaskPushNotificationConfig(request: unknown): Promise<void> {
+    return this.#op((h, c) => h.deleteTaskPushNotificationConfig(c, request));
+  }
+
+  /**
    * SendStreamingMessage: events go to `sink`; the returned handle cancels the stream.
    *
    * @param request A SendMessageRequest.
@@ -306,6 +405,18 @@ export class A2ACapability extends RpcTarget {
     this.#revoked = true;
     this.#untrack();
   }
+}
+
+function requirePushCallback(callback: unknown): PushCallbackStub {
+  const s = callback as PushCallbackStub | null;
+  if (
+    (typeof s !== "object" && typeof s !== "function") || s === null || typeof s.dup !== "function"
+  ) {
+    throw new InvalidParamsError("Invalid params: callback must be a callback object", [
+      { field: "callback", description: "must be an RpcTarget with onPush" },
+    ]);
+  }
+  return s;
 }
 
 function requireSink(sink: unknown): SinkStub {

@@ -22,3 +22,13 @@ export interface AuthenticateOptions {
   /** Extension URIs the client wants to use (`A2A-Extensions`). */
   extensions?: string[];
 }
+
+/**
+ * The callback a client passes to `createTaskPushNotificationConfig` instead of a webhook URL.
+ * The server calls `onPush` for each event of the task, in order, until the config is deleted,
+ * the task reaches a terminal state, or the connection closes.
+ */
+export interface PushCallback {
+  /** Receives one event; a rejection ends the config. */
+  onPush(event: StreamEvent): void | Promise<void>;
+}

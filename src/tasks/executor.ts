@@ -84,7 +84,8 @@ export interface AgentExecutor {
   /**
    * Handles one message. Publish a terminal or interrupted status before returning; a task left
    * SUBMITTED or WORKING when `execute` returns is marked FAILED, and so is one whose `execute`
-   * throws.
+   * throws. An A2AError thrown before the first event (e.g. ContentTypeNotSupportedError)
+   * goes to the caller as that error instead, and no task is created.
    */
   execute(context: RequestContext, events: EventPublisher): Promise<void>;
   /**

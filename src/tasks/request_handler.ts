@@ -4,20 +4,31 @@
 import type { z } from "zod";
 import {
   ExtendedAgentCardNotConfiguredError,
+  ExtensionSupportRequiredError,
   InvalidParamsError,
+  PushNotificationNotSupportedError,
   UnsupportedOperationError,
 } from "../errors/errors.ts";
+import type { PushDispatcher } from "../push/dispatcher.ts";
+import { CallbackPushConfigSchema, type PushReceiver } from "../push/types.ts";
 import type { AgentCard } from "../types/agent_card.ts";
 import type { Task } from "../types/core.ts";
 import {
   CancelTaskRequestSchema,
+  DeleteTaskPushNotificationConfigRequestSchema,
   GetExtendedAgentCardRequestSchema,
+  GetTaskPushNotificationConfigRequestSchema,
   GetTaskRequestSchema,
+  ListTaskPushNotificationConfigsRequestSchema,
+  type ListTaskPushNotificationConfigsResponse,
   ListTasksRequestSchema,
   type ListTasksResponse,
+  type SendMessageRequest,
   SendMessageRequestSchema,
   type SendMessageResponse,
   SubscribeToTaskRequestSchema,
+  type TaskPushNotificationConfig,
+  TaskPushNotificationConfigSchema,
 } from "../types/requests.ts";
 import type { Subscription } from "./subscription.ts";
 import type { TaskManager } from "./task_manager.ts";
@@ -58,6 +69,11 @@ export interface RequestHandlerOptions {
   agentCard: AgentCard;
   /** The card for authenticated users, when the agent has one; may depend on the caller. */
   extendedAgentCard?: (call: CallContext) => AgentCard | Promise<AgentCard>;
+  /**
+   * Push notification configs and their delivery. Without it, the push operations fail with
+   * PushNotificationNotSupportedError whatever the card says.
+   */
+  push?: PushDispatcher;
 }
 
 /** Parses and dispatches the A2A operations for every binding. */
@@ -65,6 +81,7 @@ export class RequestHandler {
   #manager: TaskManager;
   #card: AgentCard;
   #extended: RequestHandlerOptions["extendedAgentCard"];
+  #push: PushDispatcher | undefined;
 
   /**
 
@@ -79,6 +96,12 @@ export class RequestHandler {
     this.#manager = options.manager;
     this.#card = options.agentCard;
     this.#extended = options.extendedAgentCard;
+    this.#push = options.push;
+  }
+
+  /** The push notification dispatcher, when push notifications are configured. */
+  get push(): PushDispatcher | undefined {
+    return this.#push;
   }
 
   /** The task core. */
@@ -94,6 +117,7 @@ export class RequestHandler {
   /** SendMessage. */
   sendMessage(call: CallContext, params: unknown): Promise<SendMessageResponse> {
     const request = parseParams(SendMessageRequestSchema, params);
+    this.#checkSendPush(request);
     return this.#manager.sendMessage(call.userId, request);
   }
 
@@ -101,6 +125,7 @@ export class RequestHandler {
   sendStreamingMessage(call: CallContext, params: unknown): Promise<Subscription> {
     this.#requireStreaming();
     const request = parseParams(SendMessageRequestSchema, params);
+    this.#checkSendPush(request);
     return this.#manager.sendStreamingMessage(call.userId, request);
   }
 
@@ -151,6 +176,99 @@ export class RequestHandler {
     const ext = this.#extended;
     if (ext === undefined) throw new ExtendedAgentCardNotConfiguredError();
     return await ext(call);
+  }
+
+  /**
+   * Checks the extensions a client declared (the `A2A-Extensions` service parameter) against
+   * the extensions the card marks as required.
+   *
+   * @param requested The extension URIs the client declared.
+   * @throws {ExtensionSupportRequiredError} When a required extension is missing.
+   */
+  requireExtensions(requested: readonly string[]): void {
+    for (const ext of this.#card.capabilities.extensions ?? []) {
+      if (ext.required === true && ext.uri !== undefined && !requested.includes(ext.uri)) {
+        throw new ExtensionSupportRequiredError(
+          `This agent requires the extension ${ext.uri}; declare it in A2A-Extensions`,
+        );
+      }
+    }
+  }
+
+  /**
+   * CreateTaskPushNotificationConfig: registers a webhook for a task's events (the server
+   * assigns `id` when absent). With `receiver` (a binding's live callback), the params carry no
+   * `url` and the events go to the receiver instead.
+   *
+   * @param call The caller.
+   * @param params A TaskPushNotificationConfig with `taskId`.
+   * @param receiver A live receiver instead of a webhook.
+   * @returns The config as stored.
+   */
+  async createTaskPushNotificationConfig(
+    call: CallContext,
+    params: unknown,
+    receiver?: PushReceiver,
+  ): Promise<TaskPushNotificationConfig> {
+    const push = this.#requirePush();
+    const config = receiver
+      ? parseParams(CallbackPushConfigSchema, params)
+      : parseParams(TaskPushNotificationConfigSchema, params);
+    const taskId = config.taskId;
+    if (taskId === undefined || taskId === "") {
+      throw new InvalidParamsError("Invalid params: taskId is required", [
+        { field: "taskId", description: "is required" },
+      ]);
+    }
+    await this.#manager.getTask(call.userId, { id: taskId, historyLength: 0 });
+    return await push.create(call.userId, taskId, config, receiver ? { receiver } : {});
+  }
+
+  /** GetTaskPushNotificationConfig. */
+  async getTaskPushNotificationConfig(
+    call: CallContext,
+    params: unknown,
+  ): Promise<TaskPushNotificationConfig> {
+    const push = this.#requirePush();
+    const request = parseParams(GetTaskPushNotificationConfigRequestSchema, params);
+    await this.#manager.getTask(call.userId, { id: request.taskId, historyLength: 0 });
+    return await push.get(call.userId, request.taskId, request.id);
+  }
+
+  /** ListTaskPushNotificationConfigs. */
+  async listTaskPushNotificationConfigs(
+    call: CallContext,
+    params: unknown,
+  ): Promise<ListTaskPushNotificationConfigsResponse> {
+    const push = this.#requirePush();
+    const request = parseParams(ListTaskPushNotificationConfigsRequestSchema, params);
+    await this.#manager.getTask(call.userId, { id: request.taskId, historyLength: 0 });
+    return await push.list(call.userId, request.taskId, {
+      ...(request.pageSize !== undefined && { pageSize: request.pageSize }),
+      ...(request.pageToken !== undefined && { pageToken: request.pageToken }),
+    });
+  }
+
+  /** DeleteTaskPushNotificationConfig; deleting a config that does not exist succeeds. */
+  async deleteTaskPushNotificationConfig(call: CallContext, params: unknown): Promise<void> {
+    const push = this.#requirePush();
+    const request = parseParams(DeleteTaskPushNotificationConfigRequestSchema, params);
+    await this.#manager.getTask(call.userId, { id: request.taskId, historyLength: 0 });
+    await push.delete(call.userId, request.taskId, request.id);
+  }
+
+  #requirePush(): PushDispatcher {
+    if (this.#card.capabilities.pushNotifications !== true || this.#push === undefined) {
+      throw new PushNotificationNotSupportedError(
+        "This agent does not support push notifications",
+      );
+    }
+    return this.#push;
+  }
+
+  /** A SendMessage that carries a push config needs push support; the core registers it. */
+  #checkSendPush(request: SendMessageRequest): void {
+    if (request.configuration?.taskPushNotificationConfig !== undefined) this.#requirePush();
   }
 
   #requireStreaming(): void {

@@ -1,7 +1,13 @@
 // Where tasks, their event logs and their push configs live: the TaskStore interface that a
 // persistent backend implements, and the in-memory store used by default.
 
-import type { StreamResponse, Task, TaskState } from "../types/core.ts";
+import {
+  INTERRUPTED_STATES,
+  type StreamResponse,
+  type Task,
+  type TaskState,
+  TERMINAL_STATES,
+} from "../types/core.ts";
 import type { TaskPushNotificationConfig } from "../types/requests.ts";
 
 /** A StreamResponse with its position in its task's event log (1, 2, 3, ...). */
@@ -73,6 +79,23 @@ export interface TaskStore {
   listPushConfigs(taskId: string): Promise<PushConfigRecord[]>;
   /** Deletes a push config; true when it existed. */
   deletePushConfig(taskId: string, id: string): Promise<boolean>;
+  /**
+   * Lists the tasks that are neither finished nor interrupted (SUBMITTED or WORKING): after a
+   * restart, these are the tasks whose execution died with the old process. Optional: a store
+   * without it is not recovered by `TaskManager.recover()`.
+   */
+  unfinished?(): Promise<TaskRecord[]>;
+}
+
+/**
+ * Tells whether a task in this state was still being worked on: not terminal and not waiting
+ * for the client.
+ *
+ * @param state The task's state.
+ * @returns True for SUBMITTED, WORKING (and UNSPECIFIED).
+ */
+export function isUnfinishedState(state: TaskState): boolean {
+  return !TERMINAL_STATES.has(state) && !INTERRUPTED_STATES.has(state);
 }
 
 /** Orders records by status timestamp, newest first, then by id for a stable order. */
@@ -236,5 +259,12 @@ export class InMemoryTaskStore implements TaskStore {
   /** Deletes a push config. */
   deletePushConfig(taskId: string, id: string): Promise<boolean> {
     return Promise.resolve(this.#push.get(taskId)?.delete(id) ?? false);
+  }
+
+  /** Lists the tasks left SUBMITTED or WORKING. */
+  unfinished(): Promise<TaskRecord[]> {
+    return Promise.resolve(
+      [...this.#tasks.values()].filter((r) => isUnfinishedState(r.task.status.state)),
+    );
   }
 }

@@ -1,33 +1,10 @@
 // One subscriber's view of a task's events: a bounded queue between the task core, which must
 // never wait on a slow consumer, and the binding that delivers the events.
 
-import { A2AError } from "../errors/errors.ts";
+import { StreamOverflowError } from "../errors/errors.ts";
+
+export { StreamOverflowError };
 import type { StreamEvent } from "./store.ts";
-
-/**
- * A subscriber fell too far behind and its stream was ended. Resume with `afterSeq` set to
- * `lastSeq` to receive the rest.
- */
-export class StreamOverflowError extends A2AError {
-  /** The last sequence number handed to the subscriber before the stream was ended. */
-  lastSeq: number;
-
-  /**
-   * Creates the object.
-   *
-   * @param lastSeq The last delivered sequence number.
-   * @param limit The buffer size that was exceeded.
-   */
-  constructor(lastSeq: number, limit: number) {
-    super(
-      -31002,
-      `Stream ended: more than ${limit} events were waiting for this subscriber; resume with afterSeq ${lastSeq}`,
-      "STREAM_OVERFLOW",
-      { metadata: { lastSeq: String(lastSeq) } },
-    );
-    this.lastSeq = lastSeq;
-  }
-}
 
 /**
  * A bounded, single-consumer queue of events. The producer never waits: when more than `limit`
@@ -106,16 +83,24 @@ export class Subscription implements AsyncIterableIterator<StreamEvent> {
     this.#notifyClose();
   }
 
-  /** Ends the stream with an error; queued events are dropped. */
-  fail(error: unknown): void {
+  /**
+   * Ends the stream with an error.
+   *
+   * @param error The error the consumer gets.
+   * @param drain Deliver the queued events before the error (otherwise they are dropped).
+   */
+  fail(error: unknown, drain = false): void {
     if (this.#ended) return;
     this.#ended = true;
     this.#error = error;
-    this.#queue = [];
-    this.#head = 0;
-    if (this.#failWaiter) {
+    if (!drain) {
+      this.#queue = [];
+      this.#head = 0;
+    }
+    if (this.#failWaiter && this.#head >= this.#queue.length) {
       const f = this.#failWaiter;
       this.#waiter = this.#failWaiter = undefined;
+      this.#error = undefined;
       f(error);
     }
     this.#notifyClose();

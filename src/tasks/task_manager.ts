@@ -3,8 +3,10 @@
 
 import { getLogger } from "@logtape/logtape";
 import {
+  A2AError,
   InvalidAgentResponseError,
   InvalidParamsError,
+  ServiceUnavailableError,
   TaskNotCancelableError,
   TaskNotFoundError,
   UnsupportedOperationError,
@@ -51,12 +53,24 @@ export interface TaskManagerOptions {
 /** A listener that sees every event of every task, with the task's owner. */
 export type TaskEventListener = (owner: string, event: StreamEvent) => void;
 
+/**
+ * A hook that runs once a message is accepted for a task (new or continued), before the
+ * executor starts: with the sender, the task's id and the request.
+ */
+export type MessageHook = (
+  userId: string,
+  taskId: string,
+  request: SendMessageRequest,
+) => Promise<void>;
+
 /** A task that is executing, being subscribed to, or being changed right now. */
 class ActiveTask {
   record: TaskRecord | undefined;
   readonly subscribers = new Set<Subscription>();
   chain: Promise<void> = Promise.resolve();
   executing = false;
+  /** Settles when the latest execution has finished, including its bookkeeping. */
+  finished: Promise<void> = Promise.resolve();
   controller = new AbortController();
   context: RequestContext | undefined;
   replied = false;
@@ -159,6 +173,7 @@ export class TaskManager {
   #bufferLimit: number;
   #active = new Map<string, ActiveTask>();
   #listeners = new Set<TaskEventListener>();
+  #hooks = new Set<MessageHook>();
   #closed = false;
 
   /**
@@ -202,6 +217,19 @@ export class TaskManager {
   onEvent(listener: TaskEventListener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Registers a hook that runs once a message is accepted for a task and before the executor
+   * starts (used to register a SendMessage's push notification config before the task's first
+   * event). When a hook throws, the send fails with that error and the executor does not run.
+   *
+   * @param hook The hook.
+   * @returns A function that removes the hook.
+   */
+  beforeExecute(hook: MessageHook): () => void {
+    this.#hooks.add(hook);
+    return () => this.#hooks.delete(hook);
   }
 
   /**
@@ -378,17 +406,67 @@ export class TaskManager {
   }
 
   /**
-   * Stops every running execution (their signals abort) and ends every subscription.
+   * Shuts the core down: refuses new messages, aborts running executions (their tasks end
+   * FAILED with a message saying the server shut down), waits for them up to `timeoutMs`, then
+   * ends the remaining subscriptions with ServiceUnavailableError, which clients treat as
+   * "resume elsewhere".
+   *
+   * @param options How long to wait for executors to stop (default 5000 ms).
    */
-  async close(): Promise<void> {
+  async close(options: { timeoutMs?: number } = {}): Promise<void> {
     this.#closed = true;
-    const chains: Promise<void>[] = [];
+    const pending: Promise<unknown>[] = [];
     for (const active of this.#active.values()) {
-      active.controller.abort(new UnsupportedOperationError("The server is shutting down"));
-      for (const s of active.subscribers) s.end();
-      chains.push(active.chain);
+      active.controller.abort(new ServiceUnavailableError("The server is shutting down"));
+      pending.push(active.finished);
+      pending.push(active.chain);
     }
-    await Promise.allSettled(chains);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.allSettled(pending),
+      new Promise((resolve) => timer = setTimeout(resolve, options.timeoutMs ?? 5000)),
+    ]);
+    clearTimeout(timer);
+    for (const active of [...this.#active.values()]) {
+      for (const s of [...active.subscribers]) {
+        s.fail(new ServiceUnavailableError("The server is shutting down"), true);
+      }
+    }
+  }
+
+  /**
+   * Fails the tasks that a previous process left SUBMITTED or WORKING: their executions died
+   * with it. Each gets a FAILED status event (seq `lastSeq + 1`, with a status message saying
+   * the server restarted) through the normal path, so the store, listeners and subscribers
+   * resuming with `afterSeq` see it. Call it once at start, with a store that implements
+   * `unfinished()`; tasks executing in this manager are left alone.
+   *
+   * @returns How many tasks were failed.
+   */
+  async recover(): Promise<number> {
+    let failed = 0;
+    for (const stale of await this.#store.unfinished?.() ?? []) {
+      const id = stale.task.id;
+      let active = this.#active.get(id);
+      if (active?.executing) continue;
+      if (!active) {
+        active = new ActiveTask(id, stale.owner, stale);
+        this.#active.set(id, active);
+      }
+      const current = active;
+      try {
+        await this.#serialize(current, async () => {
+          if (!current.record || isFinal(current.state) || current.executing) return;
+          await this.#applyStatus(current, "TASK_STATE_FAILED", {
+            message: "The server restarted while the task was running",
+          });
+          failed++;
+        });
+      } finally {
+        this.#release(current);
+      }
+    }
+    return failed;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -447,13 +525,19 @@ export class TaskManager {
     request: SendMessageRequest,
     limit = Infinity,
   ): Promise<{ active: ActiveTask; sub: Subscription }> {
-    if (this.#closed) throw new UnsupportedOperationError("The server is shutting down");
+    if (this.#closed) throw new ServiceUnavailableError("The server is shutting down");
     const message = request.message;
     let active: ActiveTask;
     let contextId: string;
     let previous: Task | undefined;
     if (message.taskId !== undefined && message.taskId !== "") {
       active = await this.#activate(userId, message.taskId);
+      if (active.executing && INTERRUPTED_STATES.has(active.state!)) {
+        // The caller has seen the interrupted state, but the execution that set it may still be
+        // returning: let it finish rather than refuse an immediate follow-up.
+        await active.finished;
+        active = await this.#activate(userId, message.taskId);
+      }
       try {
         const task = active.record!.task;
         if (TERMINAL_STATES.has(task.status.state)) {
@@ -498,6 +582,13 @@ export class TaskManager {
     };
     active.context = ctx;
     active.executing = true;
+    try {
+      for (const hook of this.#hooks) await hook(userId, active.id, request);
+    } catch (err) {
+      active.executing = false;
+      this.#release(active);
+      throw err;
+    }
 
     let sub: Subscription;
     if (previous) {
@@ -522,7 +613,9 @@ export class TaskManager {
     const publisher = this.#publisher(active);
     let outcome: unknown = undefined;
     let failed = false;
-    Promise.resolve()
+    // A continuation starts in an interrupted state: only one this execution set counts as final.
+    const startSeq = active.record?.lastSeq ?? 0;
+    active.finished = Promise.resolve()
       .then(() => this.#executor.execute(ctx, publisher))
       .catch((err) => {
         failed = true;
@@ -536,12 +629,21 @@ export class TaskManager {
           }
           const state = active.state;
           if (
-            state !== undefined && (TERMINAL_STATES.has(state) || INTERRUPTED_STATES.has(state))
+            state !== undefined && (TERMINAL_STATES.has(state) ||
+              (INTERRUPTED_STATES.has(state) && active.record!.lastSeq > startSeq))
           ) {
             return;
           }
+          if (failed && state === undefined && outcome instanceof A2AError) {
+            // The agent refused the message before creating a task (e.g. an unsupported content
+            // type): the caller gets that error and no task exists.
+            for (const s of active.subscribers) s.fail(outcome);
+            return;
+          }
           let reason: string;
-          if (failed) {
+          if (failed && this.#closed) {
+            reason = "The server shut down while the task was running";
+          } else if (failed) {
             log.error("Executor failed for task {taskId}: {error}", {
               taskId: active.id,
               error: outcome,

@@ -1,0 +1,136 @@
+// End-to-end: every A2A error code reaches the client intact, as the matching error class,
+// over both capnweb transports; bad input never harms the session.
+
+import assert from "node:assert/strict";
+import { A2AClient } from "../client.ts";
+import {
+  A2AError,
+  type AgentExecutor,
+  ContentTypeNotSupportedError,
+  ErrorCode,
+  ExtendedAgentCardNotConfiguredError,
+  ExtensionSupportRequiredError,
+  fromWireError,
+  InvalidParamsError,
+  TaskNotCancelableError,
+  TaskNotFoundError,
+  textOf,
+  UnsupportedOperationError,
+  VersionNotSupportedError,
+} from "../mod.ts";
+import { demoAgent, demoAgentCard } from "../src/demo/agent.ts";
+import { startServer, TOKENS, userMessage } from "./helpers.ts";
+
+/** Throws the A2A error whose code is the message text ("-32005"), else acts as the demo. */
+const throwing: AgentExecutor = {
+  execute(ctx, events) {
+    const code = Number(textOf(ctx.message));
+    if (Number.isInteger(code) && code < 0) {
+      throw fromWireError({ code, message: `agent says ${code}` });
+    }
+    return demoAgent.execute(ctx, events);
+  },
+};
+
+const A2A_CODES = [-32001, -32002, -32003, -32004, -32005, -32006, -32007, -32008, -32009];
+
+for (const transport of ["websocket", "batch"] as const) {
+  Deno.test(`every A2A error code an agent raises arrives intact over ${transport}`, async () => {
+    await using server = startServer({ executor: throwing });
+    await using client = await A2AClient.connect(server.url, { token: TOKENS.alice, transport });
+    for (const code of A2A_CODES) {
+      await assert.rejects(
+        client.sendMessage({ message: userMessage(String(code)) }),
+        (e: unknown) => {
+          assert.ok(e instanceof A2AError, `code ${code}: ${e}`);
+          assert.equal(e.code, code);
+          assert.equal(e.message, `agent says ${code}`);
+          assert.equal(e.constructor, (fromWireError({ code, message: "" }) as object).constructor);
+          assert.equal(e.data[0]?.["@type"], "type.googleapis.com/google.rpc.ErrorInfo");
+          return true;
+        },
+      );
+    }
+    // A refused message creates no task.
+    assert.equal((await client.listTasks()).totalSize, 0);
+    await assert.rejects(
+      client.sendMessage({ message: userMessage("-32005") }),
+      ContentTypeNotSupportedError,
+    );
+  });
+
+  Deno.test(`protocol errors carry their codes over ${transport}`, async () => {
+    await using server = startServer();
+    await using client = await A2AClient.connect(server.url, { token: TOKENS.alice, transport });
+    const { task } = await client.sendMessage({ message: userMessage("done") });
+    assert.ok(task);
+
+    await assert.rejects(client.getTask({ id: "missing" }), TaskNotFoundError);
+    await assert.rejects(client.cancelTask({ id: task.id }), TaskNotCancelableError);
+    await assert.rejects(
+      client.sendMessage({ message: userMessage("more", { taskId: task.id }) }),
+      (e: unknown) => e instanceof UnsupportedOperationError && e.code === -32004,
+    );
+    await assert.rejects(
+      client.sendMessage({ message: { messageId: "m", role: "ROLE_USER", parts: [] } }),
+      (e: unknown) => {
+        assert.ok(e instanceof InvalidParamsError);
+        assert.equal(e.code, ErrorCode.InvalidParams);
+        assert.match(e.message, /message\.parts/);
+        const bad = e.data.find((d) => d["@type"].endsWith("BadRequest"));
+        assert.ok(bad && "fieldViolations" in bad);
+        assert.equal(bad.fieldViolations[0]?.field, "message.parts");
+        return true;
+      },
+    );
+    await assert.rejects(
+      client.listTasks({ pageSize: 1000 }),
+      (e: unknown) => e instanceof InvalidParamsError && /pageSize/.test(e.message),
+    );
+    // The session survives bad input.
+    assert.equal((await client.getTask({ id: task.id })).id, task.id);
+  });
+
+  Deno.test(`authenticate() refuses an unsupported A2A version over ${transport}`, async () => {
+    await using server = startServer();
+    await assert.rejects(
+      A2AClient.connect(server.url, { token: TOKENS.alice, transport, version: "0.3" }),
+      (e: unknown) => e instanceof VersionNotSupportedError && e.code === -32009,
+    );
+  });
+
+  Deno.test(`a required extension the client did not declare gives -32008 over ${transport}`, async () => {
+    const uri = "https://example.com/ext/required/v1";
+    await using server = startServer({
+      agentCard: {
+        ...demoAgentCard,
+        capabilities: { ...demoAgentCard.capabilities, extensions: [{ uri, required: true }] },
+      },
+    });
+    await assert.rejects(
+      A2AClient.connect(server.url, { token: TOKENS.alice, transport }),
+      (e: unknown) => e instanceof ExtensionSupportRequiredError && e.code === -32008,
+    );
+    await using client = await A2AClient.connect(server.url, {
+      token: TOKENS.alice,
+      transport,
+      extensions: [uri],
+    });
+    assert.equal((await client.listTasks()).totalSize, 0);
+  });
+
+  Deno.test(`getExtendedAgentCard() over ${transport}: the card, or -32007 when none is configured`, async () => {
+    {
+      await using server = startServer();
+      await using client = await A2AClient.connect(server.url, { token: TOKENS.alice, transport });
+      const card = await client.getExtendedAgentCard();
+      assert.equal(card.description, "extended");
+      assert.equal(card.supportedInterfaces[0]?.url, `${server.url}/a2a/capnweb`);
+    }
+    {
+      await using server = startServer({ noExtendedCard: true });
+      await using client = await A2AClient.connect(server.url, { token: TOKENS.alice, transport });
+      await assert.rejects(client.getExtendedAgentCard(), ExtendedAgentCardNotConfiguredError);
+    }
+  });
+}
