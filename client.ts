@@ -27,7 +27,7 @@
  * @module
  */
 
-import { newHttpBatchRpcSession, newWebSocketRpcSession, RpcTarget } from "capnweb";
+import { newHttpBatchRpcSession, RpcTarget } from "capnweb";
 import { A2AError, fromWireError, InvalidAgentResponseError } from "./src/errors/errors.ts";
 import {
   JsonRpcClient,
@@ -35,7 +35,15 @@ import {
   type JsonRpcSubscribeOptions,
 } from "./src/jsonrpc/client.ts";
 import { JSONRPC_BINDING } from "./src/jsonrpc/protocol.ts";
-import { Subscription } from "./src/tasks/subscription.ts";
+import {
+  type ConnectionState,
+  type Handle,
+  type LivenessOptions,
+  type ReconnectOptions,
+  type Sink,
+  type WebSocketConstructor,
+  WebSocketSession,
+} from "./src/client/websocket_session.ts";
 import type { StreamEvent } from "./src/tasks/store.ts";
 import type { CallbackPushConfig } from "./src/push/types.ts";
 import { type AgentCard, AgentCardSchema } from "./src/types/agent_card.ts";
@@ -78,14 +86,17 @@ export type {
   Task,
   TaskPushNotificationConfig,
 };
-export type { CallbackPushConfig };
+export type {
+  CallbackPushConfig,
+  ConnectionState,
+  LivenessOptions,
+  ReconnectOptions,
+  WebSocketConstructor,
+};
 export { JSONRPC_BINDING, JsonRpcClient };
 
 /** The URI that names the capnweb binding in an agent card. */
 export const CAPNWEB_BINDING_URI = "urn:a2a-capnweb:binding:capnweb:v1";
-
-/** A WebSocket constructor, as browsers and `npm:ws` provide. */
-export type WebSocketConstructor = new (url: string) => WebSocket;
 
 /** Options of {@linkcode A2AClient.connect}. */
 export interface ConnectOptions {
@@ -105,6 +116,16 @@ export interface ConnectOptions {
   version?: string;
   /** Extension URIs to request. */
   extensions?: string[];
+  /**
+   * Reconnection after a lost WebSocket connection (on by default): open streams resume from
+   * their last `seq`, reads are retried, other calls in flight fail with ConnectionLostError.
+   * `false` turns it off.
+   */
+  reconnect?: ReconnectOptions | false;
+  /** How often to ping the server, and how long to wait for the answer. */
+  liveness?: LivenessOptions;
+  /** Called whenever the connection state changes (e.g. to show "reconnecting"). */
+  onStateChange?: (state: ConnectionState, detail: { attempt?: number; error?: unknown }) => void;
 }
 
 /** SubscribeToTask parameters, with the last `seq` the caller already has. */
@@ -133,11 +154,6 @@ interface Capability {
   getExtendedAgentCard(request: GetExtendedAgentCardRequest): Promise<AgentCard>;
   sendStreamingMessage(request: SendMessageRequest, sink: RpcTarget): Promise<Handle>;
   subscribeToTask(request: SubscribeOptions, sink: RpcTarget): Promise<Handle>;
-  [Symbol.dispose](): void;
-}
-
-interface Handle {
-  cancel(): Promise<void>;
   [Symbol.dispose](): void;
 }
 
@@ -183,38 +199,6 @@ class Pusher extends RpcTarget {
   }
 }
 
-/** The client's end of a stream: queues events, and slows the server when the caller lags. */
-class Sink extends RpcTarget {
-  readonly queue = new Subscription(Infinity, 0);
-  #waiting: (() => void) | undefined;
-  #highWater = 64;
-
-  onEvent(event: StreamEvent): Promise<void> | void {
-    this.queue.push(event);
-    if (this.queue.pending >= this.#highWater) {
-      return new Promise((resolve) => this.#waiting = resolve);
-    }
-  }
-
-  onEnd(): void {
-    this.queue.end();
-    this.drained();
-  }
-
-  onError(error: unknown): void {
-    this.queue.fail(fromWireError(error), true);
-    this.drained();
-  }
-
-  drained(): void {
-    if (this.#waiting && this.queue.pending < this.#highWater / 2) {
-      const w = this.#waiting;
-      this.#waiting = undefined;
-      w();
-    }
-  }
-}
-
 /** Picks a card's JSON-RPC interface, preferring one that speaks A2A 1.0. */
 function jsonRpcInterface(card: AgentCard) {
   const all = card.supportedInterfaces.filter((i) =>
@@ -234,9 +218,7 @@ export class A2AClient implements AsyncDisposable {
   readonly transport: "websocket" | "batch" | "jsonrpc";
   #url: string;
   #options: ConnectOptions;
-  #root: Root | undefined;
-  #cap: Capability | undefined;
-  #socket: WebSocket | undefined;
+  #session: WebSocketSession | undefined;
   #jsonrpc: JsonRpcClient | undefined;
   #closed = false;
 
@@ -322,43 +304,34 @@ export class A2AClient implements AsyncDisposable {
       }
       return;
     }
-    const credentials = await this.#ticket();
-    const WS = this.#options.webSocket ?? await defaultWebSocket();
-    const wsUrl = this.#url.replace(/^http/, "ws");
-    const socket = new WS(wsUrl);
-    this.#socket = socket;
-    this.#root = newWebSocketRpcSession<Root>(socket) as unknown as Root;
-    try {
-      // One round trip: a refused credential fails connect() rather than the first call.
-      this.#cap = await this.#root.authenticate(credentials, this.#authOptions());
-    } catch (err) {
-      await this.close();
-      rethrow(err);
-    }
-  }
-
-  async #ticket(): Promise<{ ticket: string } | { token: string }> {
-    const doFetch = this.#options.fetch ?? fetch;
-    // The ticket endpoint sits beside the capnweb endpoint: /a2a/capnweb -> /a2a/auth.
-    const res = await doFetch(new URL("auth", this.#url), {
-      method: "POST",
-      headers: { authorization: `Bearer ${this.#options.token}` },
+    const o = this.#options;
+    this.#session = new WebSocketSession(this.#url, {
+      token: o.token,
+      fetch: o.fetch ?? fetch,
+      webSocket: async () => o.webSocket ?? await defaultWebSocket(),
+      authOptions: this.#authOptions(),
+      reconnect: o.reconnect === false ? { enabled: false } : o.reconnect ?? {},
+      ...(o.liveness && { liveness: o.liveness }),
+      ...(o.onStateChange && { onStateChange: o.onStateChange }),
     });
-    if (res.status === 404) {
-      await res.body?.cancel();
-      return { token: this.#options.token };
+    try {
+      await this.#session.open();
+    } catch (err) {
+      await this.#session.close();
+      throw err;
     }
-    const body = await res.json().catch(() => ({}));
-    if (!res.ok) {
-      throw fromWireError({
-        code: -31001,
-        message: body?.error?.message ?? `Authentication failed: HTTP ${res.status}`,
-      });
-    }
-    return { ticket: String(body.ticket) };
   }
 
-  async #call<T>(fn: (cap: Capability) => Promise<T>): Promise<T> {
+  /**
+   * The connection state: `"open"`, `"reconnecting"` after a lost connection, `"closed"`.
+   * Clients without a session (batch, JSON-RPC) are `"open"` until closed.
+   */
+  get state(): ConnectionState {
+    if (this.#session) return this.#session.state;
+    return this.#closed ? "closed" : "open";
+  }
+
+  async #call<T>(fn: (cap: Capability) => Promise<T>, idempotent = false): Promise<T> {
     if (this.#closed) throw new A2AError(-32603, "The client is closed", "CLIENT_CLOSED");
     if (this.transport === "batch") {
       const root = newHttpBatchRpcSession<Root>(this.#url) as unknown as Root;
@@ -371,11 +344,7 @@ export class A2AClient implements AsyncDisposable {
         root[Symbol.dispose]();
       }
     }
-    try {
-      return await fn(this.#cap!);
-    } catch (err) {
-      rethrow(err);
-    }
+    return await this.#session!.call((cap) => fn(cap as unknown as Capability), idempotent);
   }
 
   /** SendMessage: sends a message and returns the task (or a direct reply). */
@@ -387,13 +356,13 @@ export class A2AClient implements AsyncDisposable {
   /** GetTask. */
   getTask(request: GetTaskRequest): Promise<Task> {
     if (this.#jsonrpc) return this.#jsonrpc.getTask(request);
-    return this.#call((cap) => cap.getTask(request));
+    return this.#call((cap) => cap.getTask(request), true);
   }
 
   /** ListTasks. */
   listTasks(request: ListTasksRequest = {}): Promise<ListTasksResponse> {
     if (this.#jsonrpc) return this.#jsonrpc.listTasks(request);
-    return this.#call((cap) => cap.listTasks(request));
+    return this.#call((cap) => cap.listTasks(request), true);
   }
 
   /** CancelTask. */
@@ -405,7 +374,7 @@ export class A2AClient implements AsyncDisposable {
   /** GetExtendedAgentCard. */
   getExtendedAgentCard(request: GetExtendedAgentCardRequest = {}): Promise<AgentCard> {
     if (this.#jsonrpc) return this.#jsonrpc.getExtendedAgentCard(request);
-    return this.#call((cap) => cap.getExtendedAgentCard(request));
+    return this.#call((cap) => cap.getExtendedAgentCard(request), true);
   }
 
   /**
@@ -441,7 +410,7 @@ export class A2AClient implements AsyncDisposable {
     request: GetTaskPushNotificationConfigRequest,
   ): Promise<TaskPushNotificationConfig> {
     if (this.#jsonrpc) return this.#jsonrpc.getTaskPushNotificationConfig(request);
-    return this.#call((cap) => cap.getTaskPushNotificationConfig(request));
+    return this.#call((cap) => cap.getTaskPushNotificationConfig(request), true);
   }
 
   /** ListTaskPushNotificationConfigs. */
@@ -449,7 +418,7 @@ export class A2AClient implements AsyncDisposable {
     request: ListTaskPushNotificationConfigsRequest,
   ): Promise<ListTaskPushNotificationConfigsResponse> {
     if (this.#jsonrpc) return this.#jsonrpc.listTaskPushNotificationConfigs(request);
-    return this.#call((cap) => cap.listTaskPushNotificationConfigs(request));
+    return this.#call((cap) => cap.listTaskPushNotificationConfigs(request), true);
   }
 
   /** DeleteTaskPushNotificationConfig. */
@@ -457,7 +426,7 @@ export class A2AClient implements AsyncDisposable {
     request: DeleteTaskPushNotificationConfigRequest,
   ): Promise<void> {
     if (this.#jsonrpc) return await this.#jsonrpc.deleteTaskPushNotificationConfig(request);
-    await this.#call((cap) => cap.deleteTaskPushNotificationConfig(request));
+    await this.#call((cap) => cap.deleteTaskPushNotificationConfig(request), true);
   }
 
   /**
@@ -466,7 +435,7 @@ export class A2AClient implements AsyncDisposable {
    */
   sendStreamingMessage(request: SendMessageRequest): AsyncIterable<StreamEvent> {
     if (this.#jsonrpc) return this.#jsonrpc.sendStreamingMessage(request);
-    return this.#stream((cap, sink) => cap.sendStreamingMessage(request, sink));
+    return this.#stream((cap, sink) => cap.sendStreamingMessage(request, sink), {});
   }
 
   /**
@@ -475,27 +444,21 @@ export class A2AClient implements AsyncDisposable {
    */
   subscribeToTask(request: SubscribeOptions): AsyncIterable<StreamEvent> {
     if (this.#jsonrpc) return this.#jsonrpc.subscribeToTask(request);
-    return this.#stream((cap, sink) => cap.subscribeToTask(request, sink));
+    return this.#stream((cap, sink) => cap.subscribeToTask(request, sink), {
+      taskId: request.id,
+      ...(request.afterSeq !== undefined && { lastSeq: request.afterSeq }),
+    });
   }
 
   async *#stream(
     start: (cap: Capability, sink: Sink) => Promise<Handle>,
+    resume: { taskId?: string; lastSeq?: number },
   ): AsyncGenerator<StreamEvent> {
     if (this.transport === "batch") {
       rethrow({ code: -32004, message: "Streaming needs the WebSocket transport" });
     }
-    const sink = new Sink();
-    const handle = await this.#call((cap) => start(cap, sink));
-    try {
-      while (true) {
-        const next = await sink.queue.next();
-        sink.drained();
-        if (next.done) return;
-        yield next.value;
-      }
-    } finally {
-      handle[Symbol.dispose]();
-    }
+    if (this.#closed) throw new A2AError(-32603, "The client is closed", "CLIENT_CLOSED");
+    yield* this.#session!.stream((cap, sink) => start(cap as unknown as Capability, sink), resume);
   }
 
   /** Answers once the server does; for checking a connection is alive. */
@@ -509,26 +472,15 @@ export class A2AClient implements AsyncDisposable {
         root[Symbol.dispose]();
       }
     }
-    return await this.#root!.ping();
+    return await this.#session!.ping();
   }
 
   /** Ends the session and closes the connection. */
-  close(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
+  async close(): Promise<void> {
+    if (this.#closed) return;
     this.#closed = true;
     this.#jsonrpc?.close();
-    try {
-      this.#cap?.[Symbol.dispose]();
-      this.#root?.[Symbol.dispose]();
-    } catch {
-      // The session may already be broken.
-    }
-    const socket = this.#socket;
-    if (!socket || socket.readyState === 3) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      socket.addEventListener("close", () => resolve(), { once: true });
-      socket.close(1000, "Client closed");
-    });
+    await this.#session?.close();
   }
 
   /** Same as `close()`. */

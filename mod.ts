@@ -89,6 +89,7 @@ export {
   type A2AErrorOptions,
   AuthenticationError,
   type BadRequest,
+  ConnectionLostError,
   ContentTypeNotSupportedError,
   ERROR_DOMAIN,
   ErrorCode,

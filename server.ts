@@ -63,7 +63,7 @@ export interface ServeOptions extends HandlerOptions {
   hostname?: string;
   /** Called once the server listens. */
   onListen?: (addr: Deno.NetAddr) => void;
-  /** How long `shutdown()` waits for in-flight requests, in milliseconds (default 10 000). */
+  /** How long `shutdown()` lets calls in progress finish, in milliseconds (default 10 000). */
   shutdownTimeoutMs?: number;
 }
 
@@ -106,14 +106,19 @@ export function serve(options: ServeOptions): A2AServer {
     finished: httpServer.finished,
     shutdown() {
       stopping ??= (async () => {
-        await handler.close();
-        ac.abort();
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const deadline = new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, options.shutdownTimeoutMs ?? 10_000);
+        await handler.close("Server shutting down", {
+          deadlineMs: options.shutdownTimeoutMs ?? 10_000,
         });
-        await Promise.race([httpServer.finished, deadline]);
+        // Stop accepting and let responses still being written (the last SSE events) finish;
+        // past the deadline, cut them.
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const deadline = new Promise<false>((resolve) => {
+          timer = setTimeout(() => resolve(false), options.shutdownTimeoutMs ?? 10_000);
+        });
+        const drained = await Promise.race([httpServer.shutdown().then(() => true), deadline]);
         clearTimeout(timer);
+        if (!drained) ac.abort();
+        await httpServer.finished;
       })();
       return stopping;
     },

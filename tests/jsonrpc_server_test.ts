@@ -317,7 +317,7 @@ Deno.test("a client that disconnects mid-stream releases its subscription", asyn
   await server.settled();
 });
 
-Deno.test("shutting down ends open SSE streams with a -31003 event to resume from", async () => {
+Deno.test("shutting down fails a running task and ends its SSE stream with that status", async () => {
   const server = startServer();
   const res = await post(server, {
     jsonrpc: "2.0",
@@ -326,21 +326,47 @@ Deno.test("shutting down ends open SSE streams with a -31003 event to resume fro
     params: { message: userMessage("slow: one two three four five six seven") },
   });
   const events: { id: string | undefined; data: Json }[] = [];
-  const reading = (async () => {
-    for await (const e of parseSse(res.body!)) {
-      events.push({ id: e.id, data: JSON.parse(e.data) });
-      if (events.length === 2) void server.shutdown();
-    }
-  })();
-  await reading;
-  await server.shutdown();
+  let stopping: Promise<void> | undefined;
+  for await (const e of parseSse(res.body!)) {
+    events.push({ id: e.id, data: JSON.parse(e.data) });
+    if (events.length === 2) stopping = server.shutdown();
+  }
+  await stopping;
+  const last = events.at(-1)!;
+  assert.equal(last.data.result.statusUpdate.status.state, "TASK_STATE_FAILED");
+  assert.match(JSON.stringify(last.data.result.statusUpdate.status.message), /shut down/);
+  const ids = events.map((e) => Number(e.id));
+  assert.deepEqual(ids, ids.map((_, i) => i + 1));
+});
+
+Deno.test("shutting down ends an SSE subscription to a paused task with -31003", async () => {
+  const server = startServer();
+  const sent = await post(server, {
+    jsonrpc: "2.0",
+    id: 1,
+    method: "SendMessage",
+    params: { message: userMessage("input: name?") },
+  });
+  const task = (await sent.json()).result.task;
+  assert.equal(task.status.state, "TASK_STATE_INPUT_REQUIRED");
+  const res = await post(server, {
+    jsonrpc: "2.0",
+    id: 2,
+    method: "SubscribeToTask",
+    params: { id: task.id },
+  });
+  const events: { id: string | undefined; data: Json }[] = [];
+  let stopping: Promise<void> | undefined;
+  for await (const e of parseSse(res.body!)) {
+    events.push({ id: e.id, data: JSON.parse(e.data) });
+    if (events.length === 1) stopping = server.shutdown();
+  }
+  await stopping;
+  assert.equal(events[0]?.data.result.task.id, task.id);
   const last = events.at(-1)!;
   assert.equal(last.id, undefined);
   assert.equal(last.data.error.code, -31003);
-  assert.match(last.data.error.message, /Last-Event-ID/);
-  const ids = events.slice(0, -1).map((e) => Number(e.id));
-  assert.ok(ids.length >= 2);
-  assert.deepEqual(ids, ids.map((_, i) => i + 1));
+  assert.match(last.data.error.message, /shutting down/);
 });
 
 Deno.test("the JSON-RPC handler works without a network: createHandler() answers a Request", async () => {

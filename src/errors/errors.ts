@@ -15,6 +15,7 @@ export const ErrorCode = {
   Unauthenticated: -31001,
   StreamOverflow: -31002,
   ServiceUnavailable: -31003,
+  ConnectionLost: -31004,
   ParseError: -32700,
   InvalidRequest: -32600,
   MethodNotFound: -32601,
@@ -360,6 +361,25 @@ export class ServiceUnavailableError extends A2AError {
   }
 }
 
+/**
+ * The client lost its connection (-31004). Raised on the client only: for a call that was in
+ * flight and is not safe to repeat (it may or may not have taken effect), or when reconnecting
+ * gave up. Retryable by the application.
+ */
+export class ConnectionLostError extends A2AError {
+  /** Always true: the same call may succeed on a new connection. */
+  readonly retryable: boolean = true;
+
+  /**
+   * Creates the error.
+   *
+   * @param message What was lost.
+   */
+  constructor(message = "The connection to the server was lost") {
+    super(ErrorCode.ConnectionLost, message, "CONNECTION_LOST");
+  }
+}
+
 const BY_CODE: Record<number, (message: string) => A2AError> = {
   [ErrorCode.TaskNotFound]: (m) => new TaskNotFoundError(undefined, m),
   [ErrorCode.TaskNotCancelable]: (m) => new TaskNotCancelableError(undefined, m),
@@ -376,6 +396,7 @@ const BY_CODE: Record<number, (message: string) => A2AError> = {
   },
   [ErrorCode.Unauthenticated]: (m) => new AuthenticationError(m),
   [ErrorCode.ServiceUnavailable]: (m) => new ServiceUnavailableError(m),
+  [ErrorCode.ConnectionLost]: (m) => new ConnectionLostError(m),
   [ErrorCode.StreamOverflow]: (m) => {
     const e = new StreamOverflowError(0, 0);
     e.message = m;

@@ -9,6 +9,7 @@ import type { TokenVerifier } from "../auth/tokens.ts";
 import { A2AError } from "../errors/errors.ts";
 import { createJsonRpcHandler } from "../jsonrpc/server.ts";
 import { JSONRPC_BINDING } from "../jsonrpc/protocol.ts";
+import { Inflight } from "./inflight.ts";
 import { A2AService, SUPPORTED_VERSIONS, toWireError } from "../rpc/service.ts";
 import type { AgentExecutor } from "../tasks/executor.ts";
 import { type CallContext, RequestHandler } from "../tasks/request_handler.ts";
@@ -118,11 +119,15 @@ export interface A2AHandler {
   /** Live counts. */
   stats(): HandlerStats;
   /**
-   * Closes every WebSocket (code 1001), ends every stream, stops the task core and push delivery.
+   * Shuts down gracefully: refuses new work, lets calls in progress finish up to a deadline,
+   * stops the task core (running tasks end FAILED; streams of paused tasks end with
+   * ServiceUnavailableError so clients resume elsewhere), then closes every WebSocket with code
+   * 1001 and releases every session.
    *
    * @param reason The close reason sent to clients.
+   * @param options `deadlineMs`: how long calls in progress may take (default 10 000).
    */
-  close(reason?: string): Promise<void>;
+  close(reason?: string, options?: { deadlineMs?: number }): Promise<void>;
 }
 
 const CORS_HEADERS = {
@@ -247,6 +252,7 @@ export function createHandler(options: HandlerOptions): A2AHandler {
   });
   const sockets = new Set<WebSocket>();
   let closing = false;
+  const inflight = new Inflight();
   const rpcOptions = {
     onSendError: (err: Error) => toWireError(err),
     limits: { maxMessageSize: maxBytes },
@@ -263,6 +269,7 @@ export function createHandler(options: HandlerOptions): A2AHandler {
       session,
       agentCard: () => card,
       transport,
+      inflight,
       ...(limits.streamWindow !== undefined && { streamWindow: limits.streamWindow }),
     });
     return { session, service };
@@ -389,8 +396,31 @@ export function createHandler(options: HandlerOptions): A2AHandler {
       }),
     },
     close: {
-      value: async (reason = "Server shutting down"): Promise<void> => {
+      value: async (
+        reason = "Server shutting down",
+        options: { deadlineMs?: number } = {},
+      ): Promise<void> => {
+        if (closing) return;
+        // 1. Refuse new sessions, batches and JSON-RPC requests (503).
         closing = true;
+        const deadline = options.deadlineMs ?? 10_000;
+        // 2. Let calls in progress finish, up to the deadline.
+        const finished = await inflight.idle(deadline);
+        if (!finished) {
+          log.warn("Shutting down with {count} calls still in progress", {
+            count: inflight.count,
+          });
+        }
+        // 3. Stop the task core: running tasks end FAILED, open streams of paused tasks get
+        //    ServiceUnavailableError, which clients take as "resume elsewhere".
+        await manager.close({ timeoutMs: Math.min(deadline, 5000) });
+        // 4. Give the streams a moment to deliver those last events.
+        const flushUntil = Date.now() + 1000;
+        while (manager.subscriberCount > 0 && Date.now() < flushUntil) {
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        await handleJsonRpc.close();
+        // 5. Tell capnweb clients to reconnect elsewhere, and release every session.
         for (const s of sockets) {
           try {
             s.close(1001, reason);
@@ -399,8 +429,6 @@ export function createHandler(options: HandlerOptions): A2AHandler {
           }
         }
         sessions.closeAll();
-        await handleJsonRpc.close();
-        await manager.close();
         await push?.close();
       },
     },

@@ -26,6 +26,7 @@ import type {
 } from "../types/requests.ts";
 import type { PushReceiver } from "../push/types.ts";
 
+import type { Inflight } from "../http/inflight.ts";
 import type { StreamSink } from "./types.ts";
 
 export type { StreamSink };
@@ -67,6 +68,8 @@ export interface ServiceContext {
   transport: "websocket" | "batch";
   /** How many sink calls may be in flight per stream. */
   streamWindow?: number;
+  /** Counts calls in progress, for graceful shutdown. */
+  inflight?: Inflight;
 }
 
 /**
@@ -226,10 +229,12 @@ export class A2ACapability extends RpcTarget {
   }
 
   #op<T>(fn: (h: RequestHandler, call: CallContext) => Promise<T>): Promise<T> {
-    return guard(() => {
-      this.#check();
-      return fn(this.#ctx.handler, this.#call);
-    });
+    const run = () =>
+      guard(() => {
+        this.#check();
+        return fn(this.#ctx.handler, this.#call);
+      });
+    return this.#ctx.inflight ? this.#ctx.inflight.track(run) : run();
   }
 
   /** SendMessage. */

@@ -429,7 +429,12 @@ export class TaskManager {
     clearTimeout(timer);
     for (const active of [...this.#active.values()]) {
       for (const s of [...active.subscribers]) {
-        s.fail(new ServiceUnavailableError("The server is shutting down"), true);
+        s.fail(
+          new ServiceUnavailableError(
+            "The server is shutting down; resume the stream after the last seq you received",
+          ),
+          true,
+        );
       }
     }
   }

@@ -1,0 +1,520 @@
+// The client's capnweb WebSocket session: connects and authenticates, watches liveness with
+// ping(), reconnects with backoff when the connection is lost, retries calls that are safe to
+// repeat, and resumes open streams from their last `seq`. Browser-safe: no Deno APIs.
+
+import { newWebSocketRpcSession, RpcTarget } from "capnweb";
+import {
+  A2AError,
+  AuthenticationError,
+  ConnectionLostError,
+  ErrorCode,
+  fromWireError,
+} from "../errors/errors.ts";
+import type { StreamEvent } from "../tasks/store.ts";
+import { Subscription } from "../tasks/subscription.ts";
+
+/** What the connection is doing. */
+export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";
+
+/** How the client reconnects after losing its connection. */
+export interface ReconnectOptions {
+  /** Reconnect at all (default true). */
+  enabled?: boolean;
+  /** Delay before the first attempt, in milliseconds (default 250). */
+  initialDelayMs?: number;
+  /** Upper bound of the delay between attempts (default 10 000). */
+  maxDelayMs?: number;
+  /** Attempts before giving up and closing the client (default 10). */
+  maxAttempts?: number;
+}
+
+/** How the client checks that its connection is alive. */
+export interface LivenessOptions {
+  /** Milliseconds between pings; 0 turns pinging off (default 15 000). */
+  pingIntervalMs?: number;
+  /** Milliseconds to wait for a ping's answer before the connection counts as dead (default 10 000). */
+  pingTimeoutMs?: number;
+  /** Milliseconds a connection attempt (ticket, WebSocket, authenticate) may take (default 10 000). */
+  connectTimeoutMs?: number;
+}
+
+/** A WebSocket constructor, as browsers and `npm:ws` provide. */
+export type WebSocketConstructor = new (url: string) => WebSocket;
+
+/** The per-user capability as the client sees it; the session itself only subscribes. */
+export interface Capability extends Disposable {
+  /** SubscribeToTask with resume, used to continue a stream after reconnecting. */
+  subscribeToTask(request: { id: string; afterSeq?: number }, sink: Sink): Promise<Handle>;
+}
+
+interface Root {
+  authenticate(
+    credentials: { ticket: string } | { token: string },
+    options: { version: string; extensions: string[] },
+  ): Promise<Capability>;
+  ping(): Promise<{ time: string }>;
+  [Symbol.dispose](): void;
+}
+
+/** A stream handle returned by the server. */
+export interface Handle {
+  /** Stops the stream. */
+  cancel(): Promise<void>;
+  /** Releases the handle (which stops the stream). */
+  [Symbol.dispose](): void;
+}
+
+/** Options of a WebSocketSession. */
+export interface WebSocketSessionOptions {
+  /** The bearer token. */
+  token: string;
+  /** The fetch implementation for the ticket endpoint. */
+  fetch: typeof fetch;
+  /** Resolves the WebSocket implementation. */
+  webSocket: () => Promise<WebSocketConstructor>;
+  /** Service parameters sent with `authenticate`. */
+  authOptions: { version: string; extensions: string[] };
+  /** Reconnection settings. */
+  reconnect?: ReconnectOptions;
+  /** Liveness settings. */
+  liveness?: LivenessOptions;
+  /** Called on every state change. */
+  onStateChange?: (state: ConnectionState, detail: { attempt?: number; error?: unknown }) => void;
+}
+
+/** One physical connection. */
+interface Conn {
+  socket: WebSocket;
+  root: Root;
+  cap: Capability;
+  lost: boolean;
+  sinks: Set<Sink>;
+  pingTimer: ReturnType<typeof setTimeout> | undefined;
+}
+
+/** The client's end of a stream: queues events and slows the server when the caller lags. */
+export class Sink extends RpcTarget {
+  readonly queue: Subscription = new Subscription(Infinity, 0);
+  #waiting: (() => void) | undefined;
+  #highWater = 64;
+
+  onEvent(event: StreamEvent): Promise<void> | void {
+    this.queue.push(event);
+    if (this.queue.pending >= this.#highWater) {
+      return new Promise((resolve) => this.#waiting = resolve);
+    }
+  }
+
+  onEnd(): void {
+    this.queue.end();
+    this.drained();
+  }
+
+  onError(error: unknown): void {
+    this.queue.fail(fromWireError(error), true);
+    this.drained();
+  }
+
+  drained(): void {
+    if (this.#waiting && this.queue.pending < this.#highWater / 2) {
+      const w = this.#waiting;
+      this.#waiting = undefined;
+      w();
+    }
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+/** True for errors that mean "the connection went away", not "the server said no". */
+function isRetryable(err: unknown): boolean {
+  return err instanceof ConnectionLostError ||
+    (err instanceof A2AError && err.code === ErrorCode.ServiceUnavailable);
+}
+
+/**
+ * A capnweb session over a WebSocket that survives connection loss. Calls wait while it
+ * reconnects; reads are retried, other calls fail with ConnectionLostError; streams resume.
+ */
+export class WebSocketSession {
+  #url: string;
+  #options: WebSocketSessionOptions;
+  #state: ConnectionState = "connecting";
+  #conn: Conn | undefined;
+  #ready: Promise<Conn>;
+  #resolveReady!: (c: Conn) => void;
+  #rejectReady!: (e: unknown) => void;
+  #closing = new AbortController();
+  #reconnecting: Promise<void> | undefined;
+
+  /**
+   * Creates the session; call `open()` to connect.
+   *
+   * @param url The capnweb interface URL (http or https; ws or wss is derived).
+   * @param options Token, transports and settings.
+   */
+  constructor(url: string, options: WebSocketSessionOptions) {
+    this.#url = url;
+    this.#options = options;
+    this.#ready = this.#newReady();
+  }
+
+  /** The connection state. */
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  #newReady(): Promise<Conn> {
+    const p = new Promise<Conn>((resolve, reject) => {
+      this.#resolveReady = resolve;
+      this.#rejectReady = reject;
+    });
+    p.catch(() => {}); // observed by whoever awaits it
+    return p;
+  }
+
+  #setState(state: ConnectionState, detail: { attempt?: number; error?: unknown } = {}): void {
+    if (this.#state === state && state !== "reconnecting") return;
+    this.#state = state;
+    try {
+      this.#options.onStateChange?.(state, detail);
+    } catch {
+      // A listener's failure must not break the connection logic.
+    }
+  }
+
+  /** Connects for the first time; fails (without retrying) when the credentials are refused. */
+  async open(): Promise<void> {
+    const conn = await this.#connect();
+    this.#install(conn);
+  }
+
+  async #ticket(signal: AbortSignal): Promise<{ ticket: string } | { token: string }> {
+    // The ticket endpoint sits beside the capnweb endpoint: /a2a/capnweb -> /a2a/auth.
+    const res = await this.#options.fetch(new URL("auth", this.#url), {
+      method: "POST",
+      headers: { authorization: `Bearer ${this.#options.token}` },
+      signal,
+    });
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return { token: this.#options.token };
+    }
+    const body = await res.json().catch(() => ({}));
+    if (res.status === 401 || res.status === 403) {
+      throw new AuthenticationError(
+        body?.error?.message ?? `Authentication failed: HTTP ${res.status}`,
+      );
+    }
+    if (!res.ok) {
+      throw new ConnectionLostError(`Cannot get a ticket: HTTP ${res.status}`);
+    }
+    return { ticket: String(body.ticket) };
+  }
+
+  /** One connection attempt, bounded by the connect timeout and by close(). */
+  async #connect(): Promise<Conn> {
+    const limit = this.#options.liveness?.connectTimeoutMs ?? 10_000;
+    const attempt = new AbortController();
+    const onClose = () => attempt.abort(new ConnectionLostError("The client is closed"));
+    this.#closing.signal.addEventListener("abort", onClose, { once: true });
+    const timer = setTimeout(
+      () => attempt.abort(new ConnectionLostError(`Connecting took longer than ${limit} ms`)),
+      limit,
+    );
+    try {
+      return await this.#connectOnce(attempt.signal);
+    } finally {
+      clearTimeout(timer);
+      this.#closing.signal.removeEventListener("abort", onClose);
+    }
+  }
+
+  async #connectOnce(signal: AbortSignal): Promise<Conn> {
+    let credentials;
+    try {
+      credentials = await this.#ticket(signal);
+    } catch (err) {
+      if (err instanceof A2AError) throw err;
+      if (signal.aborted) throw signal.reason;
+      throw new ConnectionLostError(`Cannot reach the server: ${(err as Error)?.message ?? err}`);
+    }
+    const WS = await this.#options.webSocket();
+    const socket = new WS(this.#url.replace(/^http/, "ws"));
+    const conn: Conn = {
+      socket,
+      root: undefined as unknown as Root,
+      cap: undefined as unknown as Capability,
+      lost: false,
+      sinks: new Set(),
+      pingTimer: undefined,
+    };
+    // Registered before capnweb's own listener, so calls that fail because of the close see
+    // the connection already marked lost.
+    socket.addEventListener("close", () => this.#lost(conn, undefined));
+    conn.root = newWebSocketRpcSession(socket) as unknown as Root;
+    const abandon = () => {
+      conn.lost = true;
+      this.#teardown(conn);
+    };
+    signal.addEventListener("abort", abandon, { once: true });
+    try {
+      conn.cap = await conn.root.authenticate(credentials, this.#options.authOptions);
+    } catch (err) {
+      abandon();
+      if (signal.aborted) throw signal.reason;
+      if (err instanceof Error && !("code" in err)) {
+        throw new ConnectionLostError(`Connection failed: ${err.message}`);
+      }
+      throw fromWireError(err);
+    } finally {
+      signal.removeEventListener("abort", abandon);
+    }
+    if (conn.lost) throw new ConnectionLostError("The connection closed while authenticating");
+    return conn;
+  }
+
+  #install(conn: Conn): void {
+    this.#conn = conn;
+    this.#resolveReady(conn);
+    this.#setState("open");
+    this.#schedulePing(conn);
+  }
+
+  #schedulePing(conn: Conn): void {
+    const interval = this.#options.liveness?.pingIntervalMs ?? 15_000;
+    if (interval <= 0 || conn.lost) return;
+    conn.pingTimer = setTimeout(async () => {
+      conn.pingTimer = undefined;
+      const timeout = this.#options.liveness?.pingTimeoutMs ?? 10_000;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const alive = await Promise.race([
+        conn.root.ping().then(() => true, () => false),
+        new Promise<boolean>((r) => timer = setTimeout(() => r(false), timeout)),
+      ]);
+      clearTimeout(timer);
+      if (conn.lost) return;
+      if (alive) this.#schedulePing(conn);
+      else this.#lost(conn, new ConnectionLostError(`No answer to ping within ${timeout} ms`));
+    }, interval);
+  }
+
+  /** Tears a connection down without waiting for a closing handshake. */
+  #teardown(conn: Conn): void {
+    clearTimeout(conn.pingTimer);
+    conn.pingTimer = undefined;
+    try {
+      conn.cap?.[Symbol.dispose]();
+      conn.root?.[Symbol.dispose]();
+    } catch {
+      // already broken
+    }
+    const s = conn.socket as WebSocket & { terminate?: () => void };
+    if (s.readyState === 0 || s.readyState === 1) {
+      // ws can drop a dead connection at once; a browser socket closes with a handshake.
+      if (conn.lost && typeof s.terminate === "function") s.terminate();
+      else s.close(1000, "Client closed");
+    }
+  }
+
+  #lost(conn: Conn, error: unknown): void {
+    if (conn.lost) return;
+    conn.lost = true;
+    const reason = error ?? new ConnectionLostError("The connection to the server was lost");
+    for (const sink of conn.sinks) sink.queue.fail(reason, true);
+    conn.sinks.clear();
+    this.#teardown(conn);
+    if (this.#conn !== conn || this.#closing.signal.aborted) return;
+    this.#conn = undefined;
+    const r = this.#options.reconnect ?? {};
+    if (r.enabled === false) {
+      this.#fail(reason);
+      return;
+    }
+    this.#ready = this.#newReady();
+    this.#reconnecting = this.#reconnectLoop(reason);
+  }
+
+  async #reconnectLoop(cause: unknown): Promise<void> {
+    const r = this.#options.reconnect ?? {};
+    const initial = r.initialDelayMs ?? 250;
+    const max = r.maxDelayMs ?? 10_000;
+    const attempts = r.maxAttempts ?? 10;
+    let last: unknown = cause;
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      this.#setState("reconnecting", { attempt, error: last });
+      const base = Math.min(max, initial * 2 ** (attempt - 1));
+      await sleep(base / 2 + Math.random() * base / 2, this.#closing.signal);
+      if (this.#closing.signal.aborted) return;
+      try {
+        const conn = await this.#connect();
+        if (this.#closing.signal.aborted) {
+          this.#teardown(conn);
+          return;
+        }
+        this.#install(conn);
+        return;
+      } catch (err) {
+        last = err;
+        if (err instanceof AuthenticationError) break;
+      }
+    }
+    this.#fail(last);
+  }
+
+  #fail(error: unknown): void {
+    const err = error instanceof A2AError
+      ? error
+      : new ConnectionLostError("The connection to the server was lost");
+    this.#rejectReady(err);
+    this.#closing.abort();
+    this.#setState("closed", { error: err });
+  }
+
+  async #currentConn(): Promise<Conn> {
+    while (true) {
+      if (this.#state === "closed") throw new ConnectionLostError("The client is closed");
+      const conn = await this.#ready;
+      // A socket the server has begun to close is lost already: don't send on it.
+      if (conn.socket.readyState <= 1 && !conn.lost) return conn;
+      this.#lost(conn, undefined);
+      if (this.#ready === undefined) throw new ConnectionLostError("The client is closed");
+    }
+  }
+
+  /**
+   * Runs one call on the capability. When the connection drops meanwhile, an idempotent call
+   * is retried once reconnected; any other call fails with ConnectionLostError, since the
+   * server may or may not have acted on it.
+   *
+   * @param fn The call.
+   * @param idempotent Whether repeating the call is safe.
+   * @returns The call's result.
+   */
+  async call<T>(fn: (cap: Capability) => Promise<T>, idempotent: boolean): Promise<T> {
+    while (true) {
+      const conn = await this.#currentConn();
+      try {
+        return await fn(conn.cap);
+      } catch (err) {
+        if (!conn.lost) throw fromWireError(err);
+        if (!idempotent || this.#options.reconnect?.enabled === false) {
+          throw new ConnectionLostError(
+            "The connection was lost during the call; it may or may not have taken effect",
+          );
+        }
+        // A read: wait for the reconnection and run it again.
+      }
+    }
+  }
+
+  /**
+   * Opens a stream and keeps it going across reconnections: after a drop it subscribes again
+   * with `afterSeq` set to the last event delivered, so the caller sees every event once.
+   *
+   * @param start Opens the stream on a capability with a sink (the first time).
+   * @param resume Tells how to resume: the task id and last seq, known from the events.
+   * @returns The events.
+   */
+  async *stream(
+    start: (cap: Capability, sink: Sink) => Promise<Handle>,
+    resume: { taskId?: string; lastSeq?: number } = {},
+  ): AsyncGenerator<StreamEvent> {
+    let taskId = resume.taskId;
+    let lastSeq = resume.lastSeq;
+    let first = true;
+    while (true) {
+      const conn = await this.#currentConn();
+      const sink = new Sink();
+      conn.sinks.add(sink);
+      let handle: Handle | undefined;
+      try {
+        try {
+          handle = first || taskId === undefined
+            ? await start(conn.cap, sink)
+            : await conn.cap.subscribeToTask({ id: taskId, afterSeq: lastSeq ?? 0 }, sink);
+        } catch (err) {
+          if (conn.lost) throw new ConnectionLostError("The connection was lost opening a stream");
+          throw fromWireError(err);
+        }
+        first = false;
+        while (true) {
+          const next = await sink.queue.next();
+          sink.drained();
+          if (next.done) return;
+          const event = next.value;
+          if (lastSeq !== undefined && !event.task && event.seq <= lastSeq) continue;
+          lastSeq = event.seq;
+          taskId ??= event.task?.id ?? event.statusUpdate?.taskId ?? event.artifactUpdate?.taskId;
+          yield event;
+        }
+      } catch (err) {
+        const canResume = isRetryable(err) && taskId !== undefined &&
+          this.#options.reconnect?.enabled !== false && this.#state !== "closed";
+        if (!canResume) throw err;
+        if (!conn.lost) {
+          // The server asked us to go (shutting down) while the socket still stands.
+          this.#lost(conn, err);
+        }
+      } finally {
+        conn.sinks.delete(sink);
+        try {
+          handle?.[Symbol.dispose]();
+        } catch {
+          // The connection may be gone.
+        }
+      }
+    }
+  }
+
+  /** Pings the server over the current connection. */
+  async ping(): Promise<{ time: string }> {
+    const conn = await this.#currentConn();
+    try {
+      return await conn.root.ping();
+    } catch (err) {
+      if (conn.lost) throw new ConnectionLostError("The connection was lost during ping()");
+      throw fromWireError(err);
+    }
+  }
+
+  /** Closes the session for good. */
+  async close(): Promise<void> {
+    if (this.#closing.signal.aborted && this.#state === "closed") return;
+    this.#closing.abort();
+    const conn = this.#conn;
+    this.#conn = undefined;
+    this.#rejectReady(new ConnectionLostError("The client is closed"));
+    this.#setState("closed");
+    await this.#reconnecting;
+    if (!conn) return;
+    clearTimeout(conn.pingTimer);
+    for (const sink of conn.sinks) sink.queue.fail(new ConnectionLostError("The client is closed"));
+    conn.lost = true;
+    const socket = conn.socket;
+    const closed = socket.readyState === 3
+      ? Promise.resolve()
+      : new Promise<void>((resolve) =>
+        socket.addEventListener("close", () => resolve(), { once: true })
+      );
+    try {
+      conn.cap[Symbol.dispose]();
+      conn.root[Symbol.dispose]();
+    } catch {
+      // already broken
+    }
+    if (socket.readyState === 0 || socket.readyState === 1) socket.close(1000, "Client closed");
+    await closed;
+  }
+}
