@@ -2,6 +2,8 @@
 // over both capnweb transports; bad input never harms the session.
 
 import assert from "node:assert/strict";
+import { newWebSocketRpcSession } from "capnweb";
+import { WebSocket as WsWebSocket } from "ws";
 import { A2AClient } from "../client.ts";
 import {
   A2AError,
@@ -134,3 +136,53 @@ for (const transport of ["websocket", "batch"] as const) {
     }
   });
 }
+
+Deno.test("errors cross capnweb without the server's stack, and unknown methods give -32601", async () => {
+  await using server = startServer();
+  const ws = new WsWebSocket(`${server.url.replace("http", "ws")}/a2a/capnweb`);
+  const closed = new Promise((r) => ws.addEventListener("close", r));
+  // deno-lint-ignore no-explicit-any
+  const root: any = newWebSocketRpcSession(ws as unknown as WebSocket);
+  try {
+    const cap = await root.authenticate({ token: TOKENS.alice });
+    const notFound = await cap.getTask({ id: "nope" }).catch((e: unknown) => e);
+    assert.equal(notFound.code, -32001);
+    assert.ok(!String(notFound.stack).includes("task_manager.ts"), notFound.stack);
+    const missing = await cap.noSuchMethod({}).catch((e: unknown) => e);
+    assert.equal(missing.code, -32601);
+    assert.match(missing.message, /noSuchMethod/);
+    cap[Symbol.dispose]();
+  } finally {
+    root[Symbol.dispose]();
+    ws.close(1000);
+    await closed;
+  }
+});
+
+Deno.test("authenticate() accepts a patch version and ProtoJSON nulls mean unset", async () => {
+  await using server = startServer();
+  await using client = await A2AClient.connect(server.url, {
+    token: TOKENS.alice,
+    version: "1.0.3",
+  });
+  const { task } = await client.sendMessage({
+    message: userMessage("nulls", { contextId: null, taskId: null } as never),
+    configuration: null,
+  } as never);
+  assert.equal(task?.status.state, "TASK_STATE_COMPLETED");
+  assert.ok(task.contextId);
+});
+
+Deno.test("an HTTP batch whose chunked body exceeds the limit gets 413", async () => {
+  await using server = startServer({ limits: { maxMessageBytes: 1024 } });
+  const chunk = new TextEncoder().encode("x".repeat(512));
+  const body = new ReadableStream<Uint8Array>({
+    start(c) {
+      for (let i = 0; i < 4; i++) c.enqueue(chunk);
+      c.close();
+    },
+  });
+  const res = await fetch(`${server.url}/a2a/capnweb`, { method: "POST", body });
+  assert.equal(res.status, 413);
+  await res.body?.cancel();
+});

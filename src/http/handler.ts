@@ -10,7 +10,8 @@ import { A2AError } from "../errors/errors.ts";
 import { createJsonRpcHandler } from "../jsonrpc/server.ts";
 import { JSONRPC_BINDING } from "../jsonrpc/protocol.ts";
 import { Inflight } from "./inflight.ts";
-import { A2AService, SUPPORTED_VERSIONS, toWireError } from "../rpc/service.ts";
+import { A2AService, redactError, SUPPORTED_VERSIONS } from "../rpc/service.ts";
+import { readBody } from "./body.ts";
 import type { AgentExecutor } from "../tasks/executor.ts";
 import { type CallContext, RequestHandler } from "../tasks/request_handler.ts";
 import type { TaskStore } from "../tasks/store.ts";
@@ -254,7 +255,7 @@ export function createHandler(options: HandlerOptions): A2AHandler {
   let closing = false;
   const inflight = new Inflight();
   const rpcOptions = {
-    onSendError: (err: Error) => toWireError(err),
+    onSendError: (err: Error) => redactError(err),
     limits: { maxMessageSize: maxBytes },
   };
 
@@ -289,11 +290,15 @@ export function createHandler(options: HandlerOptions): A2AHandler {
       return response;
     }
     if (req.method === "POST") {
-      const length = Number(req.headers.get("content-length") ?? "0");
-      if (length > maxBytes) return httpError(413, `Request body is larger than ${maxBytes} bytes`);
+      // Read the body here, with the limit, so that a chunked body cannot grow without bound.
+      const body = await readBody(req, maxBytes);
+      if (body === undefined) {
+        return httpError(413, `Request body is larger than ${maxBytes} bytes`);
+      }
       const { session, service } = await serviceFor(req, "batch");
       try {
-        const res = await newHttpBatchRpcResponse(req, service, rpcOptions);
+        const batch = new Request(req.url, { method: "POST", headers: req.headers, body });
+        const res = await inflight.track(() => newHttpBatchRpcResponse(batch, service, rpcOptions));
         const headers = new Headers(res.headers);
         for (const [k, v] of Object.entries(CORS_HEADERS)) headers.set(k, v);
         return new Response(res.body, { status: res.status, headers });

@@ -17,6 +17,8 @@ import {
 } from "../errors/errors.ts";
 import type { CallContext, RequestHandler } from "../tasks/request_handler.ts";
 import type { Subscription } from "../tasks/subscription.ts";
+import { readBody } from "../http/body.ts";
+import { normalizeVersion } from "../types/version.ts";
 import {
   HEADERS,
   type JsonRpcErrorObject,
@@ -116,36 +118,6 @@ function failure(id: JsonRpcId, err: unknown): JsonRpcResponse {
   return { jsonrpc: "2.0", id, error: toErrorObject(err) };
 }
 
-/** Reads the body, failing once more than `max` bytes have arrived, whatever Content-Length says. */
-async function readBody(req: Request, max: number): Promise<Uint8Array | undefined> {
-  const declared = Number(req.headers.get("content-length") ?? "0");
-  if (declared > max) {
-    await req.body?.cancel();
-    return undefined;
-  }
-  if (!req.body) return new Uint8Array();
-  const reader = req.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  while (true) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > max) {
-      await reader.cancel();
-      return undefined;
-    }
-    chunks.push(value);
-  }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
-}
-
 function isId(value: unknown): value is JsonRpcId {
   return value === null || typeof value === "string" ||
     (typeof value === "number" && Number.isFinite(value));
@@ -165,9 +137,8 @@ function requestedVersion(req: Request, url: URL): string {
 }
 
 function checkVersion(version: string, supported: readonly string[]): void {
-  // Patch numbers must not take part in negotiation (spec 3.6): 1.0.2 asks for 1.0.
-  const m = /^(\d+)\.(\d+)(?:\.\d+)?$/.exec(version);
-  if (m && supported.includes(`${Number(m[1])}.${Number(m[2])}`)) return;
+  const normalized = normalizeVersion(version);
+  if (normalized !== undefined && supported.includes(normalized)) return;
   if (version === "") {
     const err = new VersionNotSupportedError("0.3");
     err.message = `A2A version not supported: 0.3 (a request without A2A-Version asks for 0.3); ` +

@@ -9,6 +9,7 @@ import {
   AuthenticationError,
   InternalError,
   InvalidParamsError,
+  MethodNotFoundError,
   PushNotificationNotSupportedError,
   UnsupportedOperationError,
   VersionNotSupportedError,
@@ -27,6 +28,7 @@ import type {
 import type { PushReceiver } from "../push/types.ts";
 
 import type { Inflight } from "../http/inflight.ts";
+import { normalizeVersion, SUPPORTED_VERSIONS } from "../types/version.ts";
 import type { StreamSink } from "./types.ts";
 
 export type { StreamSink };
@@ -34,7 +36,7 @@ export type { StreamSink };
 const log = getLogger(["a2a-capnweb", "rpc"]);
 
 /** The A2A protocol versions this binding serves. */
-export const SUPPORTED_VERSIONS: readonly string[] = ["1.0"];
+export { SUPPORTED_VERSIONS };
 
 /** What a stub of a client's sink offers on the server side. */
 interface SinkStub {
@@ -81,8 +83,30 @@ export interface ServiceContext {
  */
 export function toWireError(err: unknown): Error {
   if (err instanceof A2AError) return err;
+  // capnweb's own answer to a call of a method that does not exist.
+  const missing = err instanceof TypeError
+    ? /^'([^']*)' is not a function\.$/.exec(err.message)
+    : null;
+  if (missing) return new MethodNotFoundError(missing[1]!);
   log.error("Unexpected error in a capnweb call: {error}", { error: err });
   return new InternalError();
+}
+
+/**
+ * The capnweb `onSendError` hook: every error leaves as an A2A error, and without its stack,
+ * which would show the server's file paths.
+ *
+ * @param err The error capnweb is about to send.
+ * @returns The error to send instead.
+ */
+export function redactError(err: Error): Error {
+  const out = toWireError(err);
+  if (out === err && !err.stack) return err;
+  const copy = Object.assign(Object.create(Object.getPrototypeOf(out)), out) as Error;
+  Object.defineProperty(copy, "message", { value: out.message, writable: true });
+  Object.defineProperty(copy, "name", { value: out.name, writable: true });
+  Object.defineProperty(copy, "stack", { value: "", writable: true });
+  return copy;
 }
 
 async function guard<T>(fn: () => Promise<T> | T): Promise<T> {
@@ -134,7 +158,10 @@ export class A2AService extends RpcTarget {
   authenticate(credentials: unknown, options?: unknown): Promise<A2ACapability> {
     return guard(async () => {
       const { version, extensions } = parseAuthOptions(options);
-      if (!SUPPORTED_VERSIONS.includes(version)) throw new VersionNotSupportedError(version);
+      const normalized = normalizeVersion(version);
+      if (normalized === undefined || !SUPPORTED_VERSIONS.includes(normalized)) {
+        throw new VersionNotSupportedError(version);
+      }
       this.#ctx.handler.requireExtensions(extensions);
       const principal = await this.#ctx.sessions.authenticate(credentials);
       this.#ctx.session.setPrincipal(principal);

@@ -41,6 +41,30 @@ export interface CallContext {
   origin?: string;
 }
 
+// Fields of type google.protobuf.Struct or Value, where null is a value rather than "unset".
+const JSON_FIELDS = new Set(["metadata", "data", "params", "header"]);
+
+/**
+ * Drops object members whose value is null, as ProtoJSON reads null as "not set", except
+ * inside Struct and Value fields, where null is data.
+ *
+ * @param value A value from the network.
+ * @returns The value without null members.
+ */
+export function dropNulls(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(dropNulls);
+  if (typeof value !== "object" || value === null) return value;
+  if (Object.getPrototypeOf(value) !== Object.prototype && Object.getPrototypeOf(value) !== null) {
+    return value;
+  }
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    if (v === null) continue;
+    out[k] = JSON_FIELDS.has(k) ? v : dropNulls(v);
+  }
+  return out;
+}
+
 /**
  * Parses a value with a schema, turning a failure into InvalidParamsError whose message names
  * every offending field.
@@ -51,7 +75,7 @@ export interface CallContext {
  * @returns The parsed value.
  */
 export function parseParams<T>(schema: z.ZodType<T>, value: unknown, prefix = ""): T {
-  const result = schema.safeParse(value === undefined ? {} : value);
+  const result = schema.safeParse(value === undefined ? {} : dropNulls(value));
   if (result.success) return result.data;
   const violations = result.error.issues.map((issue) => {
     const path = [prefix, ...issue.path.map(String)].filter((p) => p !== "").join(".");

@@ -1,0 +1,16 @@
+// The A2A protocol versions this module serves, and how a requested version is matched.
+
+/** The A2A protocol versions served, as `Major.Minor`. */
+export const SUPPORTED_VERSIONS: readonly string[] = ["1.0"];
+
+/**
+ * Reduces a version to `Major.Minor`: patch numbers take no part in negotiation (spec 3.6), so
+ * `1.0.2` asks for `1.0`.
+ *
+ * @param version The requested version.
+ * @returns `Major.Minor`, or undefined when the value is not a version.
+ */
+export function normalizeVersion(version: string): string | undefined {
+  const m = /^(\d+)\.(\d+)(?:\.\d+)?$/.exec(version.trim());
+  return m ? `${Number(m[1])}.${Number(m[2])}` : undefined;
+}
