@@ -2,6 +2,7 @@
 // after a restart: in the task core, and of a real server process killed mid-task.
 
 import assert from "node:assert/strict";
+import { startServerProcess } from "./process.ts";
 import { A2AClient } from "../client.ts";
 import {
   type AgentExecutor,
@@ -458,58 +459,6 @@ Deno.test("recover() without a store that lists unfinished tasks does nothing", 
 
 // ---------------------------------------------------------------------------------------------
 // A real server process, killed mid-task and started again on the same data.
-
-interface ServerProcess {
-  url: string;
-  /** Kills the process (SIGKILL: no shutdown code runs) and waits until it is gone. */
-  kill(): Promise<void>;
-}
-
-async function startServerProcess(dataPath: string): Promise<ServerProcess> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--unstable-kv", "server.ts", "--port", "0", "--data", dataPath],
-    cwd: new URL("..", import.meta.url),
-    env: { A2A_TOKENS: `alice=${TOKENS.alice},bob=${TOKENS.bob}`, NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let stderr = "";
-  const stderrDone = child.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
-    new WritableStream({ write: (s) => void (stderr += s) }),
-  );
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let stdout = "";
-  let url: string | undefined;
-  let drained: Promise<void> = Promise.resolve();
-  const kill = async () => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // It has exited already.
-    }
-    await child.status;
-    await drained;
-    await stderrDone;
-  };
-  try {
-    while (url === undefined) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`The server exited before listening:\n${stdout}\n${stderr}`);
-      stdout += value;
-      url = /listening on (http:\/\/\S+)/.exec(stdout)?.[1];
-    }
-  } catch (err) {
-    drained = reader.cancel();
-    await kill();
-    throw err;
-  }
-  // Keep reading, so that the process never blocks on a full pipe.
-  drained = (async () => {
-    while (!(await reader.read()).done) { /* discard */ }
-  })();
-  return { url, kill };
-}
 
 Deno.test("a server killed mid-task marks the task FAILED when it starts again on the same data", async () => {
   const dir = await Deno.makeTempDir();

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { A2AClient, type ConnectionState, type StreamEvent } from "../client.ts";
 import { ConnectionLostError } from "../mod.ts";
 import { startServer, TOKENS, userMessage, waitFor } from "./helpers.ts";
+import { startServerProcess } from "./process.ts";
 import { TcpProxy } from "./tcp_proxy.ts";
 
 const FAST_RECONNECT = { initialDelayMs: 10, maxDelayMs: 100, maxAttempts: 50 };
@@ -192,5 +193,42 @@ Deno.test("a graceful shutdown tells clients to reconnect; their paused-task str
   } finally {
     await client.close();
     await first.shutdown();
+  }
+});
+
+Deno.test("a client streaming a task resumes after the server is killed and restarted on the same data", async () => {
+  const dir = await Deno.makeTempDir();
+  const data = `${dir}/tasks.db`;
+  let server = await startServerProcess(data);
+  const port = Number(new URL(server.url).port);
+  const states: ConnectionState[] = [];
+  const client = await A2AClient.connect(server.url, {
+    token: TOKENS.alice,
+    reconnect: { initialDelayMs: 50, maxDelayMs: 200, maxAttempts: 100 },
+    onStateChange: (s) => states.push(s),
+  });
+  try {
+    const events: StreamEvent[] = [];
+    const stream = client.sendStreamingMessage({
+      message: userMessage("slow: one two three four five six seven eight"),
+    });
+    for await (const e of stream) {
+      events.push(e);
+      if (events.length === 4) {
+        await server.kill();
+        server = await startServerProcess(data, port);
+      }
+    }
+    assertExactlyOnce(events);
+    const last = events.at(-1)?.statusUpdate?.status;
+    assert.equal(last?.state, "TASK_STATE_FAILED");
+    assert.match(last?.message?.parts[0]?.text ?? "", /restarted/);
+    assert.ok(states.includes("reconnecting"));
+    const task = await client.getTask({ id: events[0]!.task!.id });
+    assert.equal(task.status.state, "TASK_STATE_FAILED");
+  } finally {
+    await client.close();
+    await server.kill();
+    await Deno.remove(dir, { recursive: true });
   }
 });
