@@ -3,7 +3,12 @@
 
 import assert from "node:assert/strict";
 import { A2AClient, type StreamEvent } from "../client.ts";
-import { type AgentExecutor, StreamOverflowError, UnsupportedOperationError } from "../mod.ts";
+import {
+  type AgentExecutor,
+  StreamOverflowError,
+  TaskManager,
+  UnsupportedOperationError,
+} from "../mod.ts";
 import { startServer, TOKENS, userMessage, waitFor } from "./helpers.ts";
 
 function kinds(events: StreamEvent[]): string[] {
@@ -167,7 +172,7 @@ Deno.test("cancelTask() while streaming: every subscriber sees CANCELED and its 
   assert.ok(artifactText(a).length < "1 2 3 4 5 6 7 8".length);
 });
 
-Deno.test("a subscriber that falls behind is ended with StreamOverflowError and can resume", async () => {
+Deno.test("a consumer that falls behind overflows its server buffer and the client resumes from the log", async () => {
   let release!: () => void;
   const gate = new Promise<void>((r) => release = r);
   const burst: AgentExecutor = {
@@ -186,12 +191,12 @@ Deno.test("a subscriber that falls behind is ended with StreamOverflowError and 
   });
   await using client = await A2AClient.connect(server.url, { token: TOKENS.alice });
   const seen: StreamEvent[] = [];
-  let overflow: StreamOverflowError | undefined;
   const it = client.sendStreamingMessage({ message: userMessage("go") })[Symbol.asyncIterator]();
   try {
     seen.push((await it.next()).value); // the task
     release();
-    // Do not read while the agent bursts; its events pile up and overflow the server's buffer.
+    // Read nothing while the agent bursts: far more than 8 events pile up for this subscriber,
+    // so the server ends its subscription with StreamOverflowError (-31002).
     const taskId = seen[0]!.task!.id;
     let state = "";
     for (let i = 0; i < 1000 && state !== "TASK_STATE_COMPLETED"; i++) {
@@ -205,23 +210,45 @@ Deno.test("a subscriber that falls behind is ended with StreamOverflowError and 
       if (r.done) break;
       seen.push(r.value);
     }
-  } catch (err) {
-    assert.ok(err instanceof StreamOverflowError, String(err));
-    overflow = err;
   } finally {
     await it.return?.();
   }
-  assert.ok(overflow, "the stream should have overflowed");
-  assert.equal(overflow.code, -31002);
-  assert.equal(overflow.lastSeq, seen.at(-1)!.seq);
-  for await (
-    const e of client.subscribeToTask({ id: seen[0]!.task!.id, afterSeq: overflow.lastSeq })
-  ) {
-    seen.push(e);
-  }
+  // The client subscribed again after the last event it had and read the rest from the log.
   assertConsecutive(seen);
   assert.equal(kinds(seen).at(-1), "status:TASK_STATE_COMPLETED");
   assert.equal(seen.filter((e) => e.artifactUpdate).length, 400);
+});
+
+Deno.test("subscribeToTask() with afterSeq after an overflow replays exactly the missed events", async () => {
+  const manager = new TaskManager({
+    executor: {
+      async execute(_ctx, events) {
+        for (let i = 0; i < 50; i++) {
+          await events.artifact({ artifactId: `a${i}`, parts: [{ text: "x" }] });
+        }
+        await events.status("TASK_STATE_COMPLETED");
+      },
+    },
+    subscriberBufferLimit: 4,
+  });
+  try {
+    const sub = await manager.sendStreamingMessage("alice", { message: userMessage("go") });
+    const first = await sub.next();
+    const taskId = first.value!.task!.id;
+    await new Promise((r) => setTimeout(r, 20));
+    await assert.rejects(
+      (async () => {
+        while (!(await sub.next()).done) { /* drain */ }
+      })(),
+      (e: unknown) => e instanceof StreamOverflowError && e.lastSeq === 1,
+    );
+    const rest = await manager.subscribeToTask("alice", { id: taskId, afterSeq: 1 });
+    const seqs: number[] = [];
+    for await (const e of rest) seqs.push(e.seq);
+    assert.deepEqual(seqs, Array.from({ length: 51 }, (_, i) => i + 2));
+  } finally {
+    await manager.close();
+  }
 });
 
 Deno.test("streaming over the batch transport is refused with UnsupportedOperationError", async () => {

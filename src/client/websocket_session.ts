@@ -9,6 +9,7 @@ import {
   ConnectionLostError,
   ErrorCode,
   fromWireError,
+  StreamOverflowError,
 } from "../errors/errors.ts";
 import type { StreamEvent } from "../tasks/store.ts";
 import { Subscription } from "../tasks/subscription.ts";
@@ -460,6 +461,11 @@ export class WebSocketSession {
           yield event;
         }
       } catch (err) {
+        if (err instanceof StreamOverflowError && taskId !== undefined && !conn.lost) {
+          // This consumer fell behind and the server let go of its buffer; the task's event log
+          // still has every event, so subscribe again right after the last one delivered.
+          continue;
+        }
         const canResume = isRetryable(err) && taskId !== undefined &&
           this.#options.reconnect?.enabled !== false && this.#state !== "closed";
         if (!canResume) throw err;
