@@ -63,6 +63,9 @@ import type {
   SubscribeToTaskRequest,
   TaskPushNotificationConfig,
 } from "./src/types/requests.ts";
+import { CAPNWEB_BINDING_URI } from "./src/types/version.ts";
+
+export { CAPNWEB_BINDING_URI };
 
 export type {
   AgentCard,
@@ -94,9 +97,6 @@ export type {
   WebSocketConstructor,
 };
 export { JSONRPC_BINDING, JsonRpcClient };
-
-/** The URI that names the capnweb binding in an agent card. */
-export const CAPNWEB_BINDING_URI = "urn:a2a-capnweb:binding:capnweb:v1";
 
 /** Options of {@linkcode A2AClient.connect}. */
 export interface ConnectOptions {

@@ -13,6 +13,7 @@ import {
 } from "../errors/errors.ts";
 import type { StreamEvent } from "../tasks/store.ts";
 import { Subscription } from "../tasks/subscription.ts";
+import { sleep } from "../util/sleep.ts";
 
 /** What the connection is doing. */
 export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";
@@ -123,19 +124,6 @@ export class Sink extends RpcTarget {
       w();
     }
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 /** True for errors that mean "the connection went away", not "the server said no". */

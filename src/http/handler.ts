@@ -18,11 +18,11 @@ import type { TaskStore } from "../tasks/store.ts";
 import { TaskManager } from "../tasks/task_manager.ts";
 import type { AgentCard, AgentInterface } from "../types/agent_card.ts";
 import { AgentCardSchema } from "../types/agent_card.ts";
+import { CAPNWEB_BINDING_URI } from "../types/version.ts";
+
+export { CAPNWEB_BINDING_URI };
 
 const log = getLogger(["a2a-capnweb", "http"]);
-
-/** The URI that names the capnweb binding in `supportedInterfaces[].protocolBinding`. */
-export const CAPNWEB_BINDING_URI = "urn:a2a-capnweb:binding:capnweb:v1";
 
 /** The paths the handler serves. */
 export const PATHS = {

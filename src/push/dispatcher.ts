@@ -22,6 +22,7 @@ import {
 } from "./address.ts";
 import { type CallbackPushConfig, PUSH_CALLBACK_URL, type PushReceiver } from "./types.ts";
 import { attemptDelivery, type AttemptResult } from "./webhook.ts";
+import { sleep } from "../util/sleep.ts";
 
 const log = getLogger(["a2a-capnweb", "push"]);
 
@@ -128,19 +129,6 @@ function decodeToken(token: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 function invalid(field: string, description: string): InvalidParamsError {

@@ -1,4 +1,5 @@
-// The A2A protocol versions this module serves, and how a requested version is matched.
+// Protocol identifiers: the A2A versions this module serves, how a requested version is
+// matched, and the URI that names the capnweb binding.
 
 /** The A2A protocol versions served, as `Major.Minor`. */
 export const SUPPORTED_VERSIONS: readonly string[] = ["1.0"];
@@ -14,3 +15,6 @@ export function normalizeVersion(version: string): string | undefined {
   const m = /^(\d+)\.(\d+)(?:\.\d+)?$/.exec(version.trim());
   return m ? `${Number(m[1])}.${Number(m[2])}` : undefined;
 }
+
+/** The URI that names the capnweb binding in `supportedInterfaces[].protocolBinding`. */
+export const CAPNWEB_BINDING_URI = "urn:a2a-capnweb:binding:capnweb:v1";
