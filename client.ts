@@ -28,8 +28,9 @@
  */
 
 import { newHttpBatchRpcSession, RpcTarget } from "capnweb";
-import { A2AError, fromWireError, InvalidAgentResponseError } from "./src/errors/errors.ts";
+import { fromWireError, InvalidAgentResponseError } from "./src/errors/errors.ts";
 import {
+  closedError,
   JsonRpcClient,
   type JsonRpcClientOptions,
   type JsonRpcSubscribeOptions,
@@ -332,7 +333,7 @@ export class A2AClient implements AsyncDisposable {
   }
 
   async #call<T>(fn: (cap: Capability) => Promise<T>, idempotent = false): Promise<T> {
-    if (this.#closed) throw new A2AError(-32603, "The client is closed", "CLIENT_CLOSED");
+    if (this.#closed) throw closedError();
     if (this.transport === "batch") {
       const root = newHttpBatchRpcSession<Root>(this.#url) as unknown as Root;
       try {
@@ -457,7 +458,7 @@ export class A2AClient implements AsyncDisposable {
     if (this.transport === "batch") {
       rethrow({ code: -32004, message: "Streaming needs the WebSocket transport" });
     }
-    if (this.#closed) throw new A2AError(-32603, "The client is closed", "CLIENT_CLOSED");
+    if (this.#closed) throw closedError();
     yield* this.#session!.stream((cap, sink) => start(cap as unknown as Capability, sink), resume);
   }
 

@@ -137,6 +137,7 @@ export {
   type TaskManagerOptions,
   trimTask,
 } from "./src/tasks/task_manager.ts";
+export { Inflight } from "./src/tasks/inflight.ts";
 export {
   type CallContext,
   RequestHandler,

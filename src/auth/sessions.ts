@@ -40,13 +40,9 @@ export class Session {
   #onClose: (s: Session) => void;
 
   /**
-
-   * Creates the object.
-
+   * Creates a session for one connection.
    *
-
    * @param onClose Called once when the session closes.
-
    */
   constructor(onClose: (s: Session) => void) {
     this.#onClose = onClose;
@@ -127,13 +123,9 @@ export class SessionManager {
   #sessions = new Set<Session>();
 
   /**
-
-   * Creates the object.
-
+   * Creates a session manager with no tickets and no sessions.
    *
-
    * @param options The verifier and ticket settings.
-
    */
   constructor(options: SessionManagerOptions) {
     this.#verifier = options.verifier;

@@ -65,13 +65,9 @@ export class StaticTokenVerifier implements TokenVerifier {
   #digests: Promise<Map<string, string>>;
 
   /**
-
-   * Creates the object.
-
+   * Creates a verifier for a fixed token list.
    *
-
    * @param tokens Token to user id.
-
    */
   constructor(tokens: Map<string, string> | Record<string, string>) {
     const entries = tokens instanceof Map ? [...tokens] : Object.entries(tokens);

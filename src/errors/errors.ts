@@ -116,7 +116,7 @@ export class A2AError extends Error {
 /** The task does not exist or is not visible to the caller (-32001). */
 export class TaskNotFoundError extends A2AError {
   /**
-   * Creates the object.
+   * Creates the error.
    *
    * @param taskId The id that was asked for.
    * @param message Overrides the default message.
@@ -134,7 +134,7 @@ export class TaskNotFoundError extends A2AError {
 /** The task is in a state that cannot be canceled (-32002). */
 export class TaskNotCancelableError extends A2AError {
   /**
-   * Creates the object.
+   * Creates the error.
    *
    * @param taskId The task's id.
    * @param message Overrides the default message.
@@ -152,7 +152,7 @@ export class TaskNotCancelableError extends A2AError {
 /** Push notifications are not supported by this agent (-32003). */
 export class PushNotificationNotSupportedError extends A2AError {
   /**
-   * Creates the object.
+   * Creates the error.
    *
    * @param message Overrides the default message.
    */
@@ -164,7 +164,7 @@ export class PushNotificationNotSupportedError extends A2AError {
 /** The operation, or this use of it, is not supported (-32004). */
 export class UnsupportedOperationError extends A2AError {
   /**
-   * Creates the object.
+   * Creates the error.
    *
    * @param message What is not supported.
    */
@@ -176,7 +176,7 @@ export class UnsupportedOperationError extends A2AError {
 /** A media type in the request is not supported (-32005). */
 export class ContentTypeNotSupportedError extends A2AError {
   /**
-   * Creates the object.
+   * Creates the error.
    *
    * @param message Which media type.
    */
@@ -188,7 +188,7 @@ export class ContentTypeNotSupportedError extends A2AError {
 /** The agent produced a response that does not conform to the specification (-32006). */
 export class InvalidAgentResponseError extends A2AError {
   /**
-   * Creates the object.
+   * Creates the error.
    *
    * @param message What was wrong.
    */
@@ -200,7 +200,7 @@ export class InvalidAgentResponseError extends A2AError {
 /** No extended agent card is configured (-32007). */
 export class ExtendedAgentCardNotConfiguredError extends A2AError {
   /**
-   * Creates the object.
+   * Creates the error.
    *
    * @param message Overrides the default message.
    */
@@ -216,7 +216,7 @@ export class ExtendedAgentCardNotConfiguredError extends A2AError {
 /** The agent requires an extension that the client did not declare (-32008). */
 export class ExtensionSupportRequiredError extends A2AError {
   /**
-   * Creates the object.
+   * Creates the error.
    *
    * @param message Which extension.
    */
@@ -228,7 +228,7 @@ export class ExtensionSupportRequiredError extends A2AError {
 /** The requested A2A protocol version is not supported (-32009). */
 export class VersionNotSupportedError extends A2AError {
   /**
-   * Creates the object.
+   * Creates the error.
    *
    * @param version The version the client asked for.
    */
@@ -248,7 +248,7 @@ export class VersionNotSupportedError extends A2AError {
  */
 export class AuthenticationError extends A2AError {
   /**
-   * Creates the object.
+   * Creates the error.
    *
    * @param message What was wrong with the credentials.
    */
@@ -260,7 +260,7 @@ export class AuthenticationError extends A2AError {
 /** The parameters of a call are invalid (-32602). */
 export class InvalidParamsError extends A2AError {
   /**
-   * Creates the object.
+   * Creates the error.
    *
    * @param message What is wrong, e.g. `Invalid params: message.parts: must not be empty`.
    * @param fieldViolations One entry per invalid field.
@@ -273,7 +273,7 @@ export class InvalidParamsError extends A2AError {
 /** The request is not a valid request object (-32600). */
 export class InvalidRequestError extends A2AError {
   /**
-   * Creates the object.
+   * Creates the error.
    *
    * @param message What is wrong.
    */
@@ -285,7 +285,7 @@ export class InvalidRequestError extends A2AError {
 /** The method does not exist (-32601). */
 export class MethodNotFoundError extends A2AError {
   /**
-   * Creates the object.
+   * Creates the error.
    *
    * @param method The method that was asked for.
    */
@@ -299,7 +299,7 @@ export class MethodNotFoundError extends A2AError {
 /** The request body is not valid JSON (-32700). */
 export class JSONParseError extends A2AError {
   /**
-   * Creates the object.
+   * Creates the error.
    *
    * @param message What is wrong.
    */
@@ -311,7 +311,7 @@ export class JSONParseError extends A2AError {
 /** Something failed inside the server (-32603). The message never carries internals. */
 export class InternalError extends A2AError {
   /**
-   * Creates the object.
+   * Creates the error.
    *
    * @param message A safe message for the client.
    * @param cause The underlying error, kept for logs and never sent.
@@ -330,7 +330,7 @@ export class StreamOverflowError extends A2AError {
   lastSeq: number;
 
   /**
-   * Creates the object.
+   * Creates the error.
    *
    * @param lastSeq The last delivered sequence number.
    * @param limit The buffer size that was exceeded.

@@ -9,8 +9,7 @@ import type { TokenVerifier } from "../auth/tokens.ts";
 import { A2AError } from "../errors/errors.ts";
 import { createJsonRpcHandler } from "../jsonrpc/server.ts";
 import { JSONRPC_BINDING } from "../jsonrpc/protocol.ts";
-import { Inflight } from "./inflight.ts";
-import { A2AService, redactError, SUPPORTED_VERSIONS } from "../rpc/service.ts";
+import { A2AService, redactError } from "../rpc/service.ts";
 import { readBody } from "./body.ts";
 import type { AgentExecutor } from "../tasks/executor.ts";
 import { type CallContext, RequestHandler } from "../tasks/request_handler.ts";
@@ -18,7 +17,7 @@ import type { TaskStore } from "../tasks/store.ts";
 import { TaskManager } from "../tasks/task_manager.ts";
 import type { AgentCard, AgentInterface } from "../types/agent_card.ts";
 import { AgentCardSchema } from "../types/agent_card.ts";
-import { CAPNWEB_BINDING_URI } from "../types/version.ts";
+import { CAPNWEB_BINDING_URI, SUPPORTED_VERSIONS } from "../types/version.ts";
 
 export { CAPNWEB_BINDING_URI };
 
@@ -253,7 +252,6 @@ export function createHandler(options: HandlerOptions): A2AHandler {
   });
   const sockets = new Set<WebSocket>();
   let closing = false;
-  const inflight = new Inflight();
   const rpcOptions = {
     onSendError: (err: Error) => redactError(err),
     limits: { maxMessageSize: maxBytes },
@@ -270,7 +268,6 @@ export function createHandler(options: HandlerOptions): A2AHandler {
       session,
       agentCard: () => card,
       transport,
-      inflight,
       ...(limits.streamWindow !== undefined && { streamWindow: limits.streamWindow }),
     });
     return { session, service };
@@ -298,7 +295,7 @@ export function createHandler(options: HandlerOptions): A2AHandler {
       const { session, service } = await serviceFor(req, "batch");
       try {
         const batch = new Request(req.url, { method: "POST", headers: req.headers, body });
-        const res = await inflight.track(() => newHttpBatchRpcResponse(batch, service, rpcOptions));
+        const res = await newHttpBatchRpcResponse(batch, service, rpcOptions);
         const headers = new Headers(res.headers);
         for (const [k, v] of Object.entries(CORS_HEADERS)) headers.set(k, v);
         return new Response(res.body, { status: res.status, headers });
@@ -410,10 +407,10 @@ export function createHandler(options: HandlerOptions): A2AHandler {
         closing = true;
         const deadline = options.deadlineMs ?? 10_000;
         // 2. Let calls in progress finish, up to the deadline.
-        const finished = await inflight.idle(deadline);
+        const finished = await requestHandler.inflight.idle(deadline);
         if (!finished) {
           log.warn("Shutting down with {count} calls still in progress", {
-            count: inflight.count,
+            count: requestHandler.inflight.count,
           });
         }
         // 3. Stop the task core: running tasks end FAILED, open streams of paused tasks get

@@ -49,7 +49,26 @@ export interface JsonRpcSubscribeOptions extends SubscribeToTaskRequest {
   afterSeq?: number;
 }
 
-function closedError(): A2AError {
+/**
+ * Reads a plain JSON-RPC response: its result, or its error as the matching A2AError. A body
+ * that is not JSON, or a failed HTTP status without a JSON-RPC error, becomes an HTTP error.
+ */
+async function readResult(res: Response, id: JsonRpcId): Promise<unknown> {
+  const text = await res.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw httpError(res.status, text);
+  }
+  if (!res.ok && !(isObject(body) && body.error !== undefined)) {
+    throw httpError(res.status, text);
+  }
+  return resultOf(body, id);
+}
+
+/** The error a call on a closed client fails with. */
+export function closedError(): A2AError {
   return new A2AError(-32603, "The client is closed", "CLIENT_CLOSED");
 }
 
@@ -192,17 +211,7 @@ export class JsonRpcClient {
     this.#inflight.add(controller);
     try {
       const { res, id } = await this.#post(method, params, "application/json", controller);
-      const text = await res.text();
-      let body: unknown;
-      try {
-        body = JSON.parse(text);
-      } catch {
-        throw httpError(res.status, text);
-      }
-      if (!res.ok && !(isObject(body) && body.error !== undefined)) {
-        throw httpError(res.status, text);
-      }
-      return resultOf(body, id) as T;
+      return await readResult(res, id) as T;
     } catch (err) {
       if (this.#closed && !(err instanceof A2AError)) throw closedError();
       throw err;
@@ -237,17 +246,7 @@ export class JsonRpcClient {
       const type = res.headers.get("content-type") ?? "";
       if (!type.toLowerCase().startsWith("text/event-stream") || !res.body) {
         // An error before the stream started comes as a plain JSON-RPC response.
-        const text = await res.text();
-        let body: unknown;
-        try {
-          body = JSON.parse(text);
-        } catch {
-          throw httpError(res.status, text);
-        }
-        if (!res.ok && !(isObject(body) && body.error !== undefined)) {
-          throw httpError(res.status, text);
-        }
-        resultOf(body, id);
+        await readResult(res, id);
         throw new InvalidAgentResponseError(`The agent answered ${method} without a stream`);
       }
       const options = this.#options.maxEventSize === undefined

@@ -18,7 +18,7 @@ import {
 import type { CallContext, RequestHandler } from "../tasks/request_handler.ts";
 import type { Subscription } from "../tasks/subscription.ts";
 import { readBody } from "../http/body.ts";
-import { normalizeVersion } from "../types/version.ts";
+import { isSupportedVersion } from "../types/version.ts";
 import {
   HEADERS,
   type JsonRpcErrorObject,
@@ -137,8 +137,7 @@ function requestedVersion(req: Request, url: URL): string {
 }
 
 function checkVersion(version: string, supported: readonly string[]): void {
-  const normalized = normalizeVersion(version);
-  if (normalized !== undefined && supported.includes(normalized)) return;
+  if (isSupportedVersion(version, supported)) return;
   if (version === "") {
     const err = new VersionNotSupportedError("0.3");
     err.message = `A2A version not supported: 0.3 (a request without A2A-Version asks for 0.3); ` +

@@ -27,16 +27,12 @@ import type {
 } from "../types/requests.ts";
 import type { PushReceiver } from "../push/types.ts";
 
-import type { Inflight } from "../http/inflight.ts";
-import { normalizeVersion, SUPPORTED_VERSIONS } from "../types/version.ts";
+import { isSupportedVersion } from "../types/version.ts";
 import type { StreamSink } from "./types.ts";
 
 export type { StreamSink };
 
 const log = getLogger(["a2a-capnweb", "rpc"]);
-
-/** The A2A protocol versions this binding serves. */
-export { SUPPORTED_VERSIONS };
 
 /** What a stub of a client's sink offers on the server side. */
 interface SinkStub {
@@ -70,8 +66,6 @@ export interface ServiceContext {
   transport: "websocket" | "batch";
   /** How many sink calls may be in flight per stream. */
   streamWindow?: number;
-  /** Counts calls in progress, for graceful shutdown. */
-  inflight?: Inflight;
 }
 
 /**
@@ -125,13 +119,9 @@ export class A2AService extends RpcTarget {
   #ctx: ServiceContext;
 
   /**
-
-   * Creates the object.
-
+   * Creates the root object of one connection.
    *
-
    * @param ctx The connection's context.
-
    */
   constructor(ctx: ServiceContext) {
     super();
@@ -158,18 +148,11 @@ export class A2AService extends RpcTarget {
   authenticate(credentials: unknown, options?: unknown): Promise<A2ACapability> {
     return guard(async () => {
       const { version, extensions } = parseAuthOptions(options);
-      const normalized = normalizeVersion(version);
-      if (normalized === undefined || !SUPPORTED_VERSIONS.includes(normalized)) {
-        throw new VersionNotSupportedError(version);
-      }
+      if (!isSupportedVersion(version)) throw new VersionNotSupportedError(version);
       this.#ctx.handler.requireExtensions(extensions);
       const principal = await this.#ctx.sessions.authenticate(credentials);
       this.#ctx.session.setPrincipal(principal);
-      return new A2ACapability(
-        this.#ctx,
-        { userId: principal.userId, origin: this.#ctx.origin },
-        extensions,
-      );
+      return new A2ACapability(this.#ctx, { userId: principal.userId, origin: this.#ctx.origin });
     });
   }
 }
@@ -203,13 +186,9 @@ export class StreamHandle extends RpcTarget {
   #cancel: () => void;
 
   /**
-
-   * Creates the object.
-
+   * Creates a handle that stops its stream.
    *
-
    * @param cancel Stops the stream.
-
    */
   constructor(cancel: () => void) {
     super();
@@ -238,13 +217,12 @@ export class A2ACapability extends RpcTarget {
   #untrack: () => void;
 
   /**
-   * Creates the object.
+   * Creates the capability of one authenticated user.
    *
    * @param ctx The connection's context.
    * @param call The authenticated caller.
-   * @param extensions The extensions the client asked for.
    */
-  constructor(ctx: ServiceContext, call: CallContext, readonly extensions: string[] = []) {
+  constructor(ctx: ServiceContext, call: CallContext) {
     super();
     this.#ctx = ctx;
     this.#call = call;
@@ -256,12 +234,10 @@ export class A2ACapability extends RpcTarget {
   }
 
   #op<T>(fn: (h: RequestHandler, call: CallContext) => Promise<T>): Promise<T> {
-    const run = () =>
-      guard(() => {
-        this.#check();
-        return fn(this.#ctx.handler, this.#call);
-      });
-    return this.#ctx.inflight ? this.#ctx.inflight.track(run) : run();
+    return guard(() => {
+      this.#check();
+      return fn(this.#ctx.handler, this.#call);
+    });
   }
 
   /** SendMessage. */
@@ -319,11 +295,7 @@ export class A2ACapability extends RpcTarget {
           "This agent does not support push notifications",
         );
       }
-      if (this.#ctx.transport !== "websocket") {
-        throw new UnsupportedOperationError(
-          "Push callbacks need the WebSocket transport: an HTTP batch ends with its response",
-        );
-      }
+      this.#requireWebSocket("Push callbacks");
       const stub = requirePushCallback(callback).dup();
       const session = this.#ctx.session;
       let released = false;
@@ -407,10 +379,11 @@ export class A2ACapability extends RpcTarget {
     });
   }
 
-  #requireWebSocket(): void {
+  #requireWebSocket(what = "Streaming"): void {
     if (this.#ctx.transport !== "websocket") {
       throw new UnsupportedOperationError(
-        "Streaming needs the WebSocket transport: an HTTP batch ends with its response",
+        `${what} need${what.endsWith("s") ? "" : "s"} the WebSocket transport: ` +
+          "an HTTP batch ends with its response",
       );
     }
   }

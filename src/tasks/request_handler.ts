@@ -32,6 +32,7 @@ import {
 } from "../types/requests.ts";
 import type { Subscription } from "./subscription.ts";
 import type { TaskManager } from "./task_manager.ts";
+import { Inflight } from "./inflight.ts";
 
 /** Who is calling: the authenticated user. */
 export interface CallContext {
@@ -104,23 +105,25 @@ export interface RequestHandlerOptions {
 export class RequestHandler {
   #manager: TaskManager;
   #card: AgentCard;
+  #inflight = new Inflight();
   #extended: RequestHandlerOptions["extendedAgentCard"];
   #push: PushDispatcher | undefined;
 
   /**
-
-   * Creates the object.
-
+   * Creates the handler over a task core.
    *
-
    * @param options The task core and the agent card.
-
    */
   constructor(options: RequestHandlerOptions) {
     this.#manager = options.manager;
     this.#card = options.agentCard;
     this.#extended = options.extendedAgentCard;
     this.#push = options.push;
+  }
+
+  /** The calls in progress, which a graceful shutdown waits for. */
+  get inflight(): Inflight {
+    return this.#inflight;
   }
 
   /** The push notification dispatcher, when push notifications are configured. */
@@ -140,17 +143,21 @@ export class RequestHandler {
 
   /** SendMessage. */
   sendMessage(call: CallContext, params: unknown): Promise<SendMessageResponse> {
-    const request = parseParams(SendMessageRequestSchema, params);
-    this.#checkSendPush(request);
-    return this.#manager.sendMessage(call.userId, request);
+    return this.#inflight.track(() => {
+      const request = parseParams(SendMessageRequestSchema, params);
+      this.#checkSendPush(request);
+      return this.#manager.sendMessage(call.userId, request);
+    });
   }
 
   /** SendStreamingMessage. */
   sendStreamingMessage(call: CallContext, params: unknown): Promise<Subscription> {
-    this.#requireStreaming();
-    const request = parseParams(SendMessageRequestSchema, params);
-    this.#checkSendPush(request);
-    return this.#manager.sendStreamingMessage(call.userId, request);
+    return this.#inflight.track(() => {
+      this.#requireStreaming();
+      const request = parseParams(SendMessageRequestSchema, params);
+      this.#checkSendPush(request);
+      return this.#manager.sendStreamingMessage(call.userId, request);
+    });
   }
 
   /** SubscribeToTask, with an optional `afterSeq` to resume after. */
@@ -159,47 +166,57 @@ export class RequestHandler {
     params: unknown,
     afterSeq?: unknown,
   ): Promise<Subscription> {
-    this.#requireStreaming();
-    const request = parseParams(SubscribeToTaskRequestSchema, params);
-    let after: number | undefined;
-    if (afterSeq !== undefined && afterSeq !== null) {
-      if (typeof afterSeq !== "number" || !Number.isSafeInteger(afterSeq) || afterSeq < 0) {
-        throw new InvalidParamsError("Invalid params: afterSeq must be a non-negative integer", [
-          { field: "afterSeq", description: "must be a non-negative integer" },
-        ]);
+    return this.#inflight.track(() => {
+      this.#requireStreaming();
+      const request = parseParams(SubscribeToTaskRequestSchema, params);
+      let after: number | undefined;
+      if (afterSeq !== undefined && afterSeq !== null) {
+        if (typeof afterSeq !== "number" || !Number.isSafeInteger(afterSeq) || afterSeq < 0) {
+          throw new InvalidParamsError("Invalid params: afterSeq must be a non-negative integer", [
+            { field: "afterSeq", description: "must be a non-negative integer" },
+          ]);
+        }
+        after = afterSeq;
       }
-      after = afterSeq;
-    }
-    return this.#manager.subscribeToTask(
-      call.userId,
-      after === undefined ? { id: request.id } : { id: request.id, afterSeq: after },
-    );
+      return this.#manager.subscribeToTask(
+        call.userId,
+        after === undefined ? { id: request.id } : { id: request.id, afterSeq: after },
+      );
+    });
   }
 
   /** GetTask. */
   getTask(call: CallContext, params: unknown): Promise<Task> {
-    return this.#manager.getTask(call.userId, parseParams(GetTaskRequestSchema, params));
+    return this.#inflight.track(() => {
+      return this.#manager.getTask(call.userId, parseParams(GetTaskRequestSchema, params));
+    });
   }
 
   /** ListTasks. */
   listTasks(call: CallContext, params: unknown): Promise<ListTasksResponse> {
-    return this.#manager.listTasks(call.userId, parseParams(ListTasksRequestSchema, params));
+    return this.#inflight.track(() => {
+      return this.#manager.listTasks(call.userId, parseParams(ListTasksRequestSchema, params));
+    });
   }
 
   /** CancelTask. */
   cancelTask(call: CallContext, params: unknown): Promise<Task> {
-    return this.#manager.cancelTask(call.userId, parseParams(CancelTaskRequestSchema, params));
+    return this.#inflight.track(() => {
+      return this.#manager.cancelTask(call.userId, parseParams(CancelTaskRequestSchema, params));
+    });
   }
 
   /** GetExtendedAgentCard. */
-  async getExtendedAgentCard(call: CallContext, params: unknown): Promise<AgentCard> {
-    parseParams(GetExtendedAgentCardRequestSchema, params);
-    if (this.#card.capabilities.extendedAgentCard !== true) {
-      throw new UnsupportedOperationError("This agent does not offer an extended agent card");
-    }
-    const ext = this.#extended;
-    if (ext === undefined) throw new ExtendedAgentCardNotConfiguredError();
-    return await ext(call);
+  getExtendedAgentCard(call: CallContext, params: unknown): Promise<AgentCard> {
+    return this.#inflight.track(async () => {
+      parseParams(GetExtendedAgentCardRequestSchema, params);
+      if (this.#card.capabilities.extendedAgentCard !== true) {
+        throw new UnsupportedOperationError("This agent does not offer an extended agent card");
+      }
+      const ext = this.#extended;
+      if (ext === undefined) throw new ExtendedAgentCardNotConfiguredError();
+      return await ext(call);
+    });
   }
 
   /**
@@ -229,56 +246,64 @@ export class RequestHandler {
    * @param receiver A live receiver instead of a webhook.
    * @returns The config as stored.
    */
-  async createTaskPushNotificationConfig(
+  createTaskPushNotificationConfig(
     call: CallContext,
     params: unknown,
     receiver?: PushReceiver,
   ): Promise<TaskPushNotificationConfig> {
-    const push = this.#requirePush();
-    const config = receiver
-      ? parseParams(CallbackPushConfigSchema, params)
-      : parseParams(TaskPushNotificationConfigSchema, params);
-    const taskId = config.taskId;
-    if (taskId === undefined || taskId === "") {
-      throw new InvalidParamsError("Invalid params: taskId is required", [
-        { field: "taskId", description: "is required" },
-      ]);
-    }
-    await this.#manager.getTask(call.userId, { id: taskId, historyLength: 0 });
-    return await push.create(call.userId, taskId, config, receiver ? { receiver } : {});
+    return this.#inflight.track(async () => {
+      const push = this.#requirePush();
+      const config = receiver
+        ? parseParams(CallbackPushConfigSchema, params)
+        : parseParams(TaskPushNotificationConfigSchema, params);
+      const taskId = config.taskId;
+      if (taskId === undefined || taskId === "") {
+        throw new InvalidParamsError("Invalid params: taskId is required", [
+          { field: "taskId", description: "is required" },
+        ]);
+      }
+      await this.#manager.getTask(call.userId, { id: taskId, historyLength: 0 });
+      return await push.create(call.userId, taskId, config, receiver ? { receiver } : {});
+    });
   }
 
   /** GetTaskPushNotificationConfig. */
-  async getTaskPushNotificationConfig(
+  getTaskPushNotificationConfig(
     call: CallContext,
     params: unknown,
   ): Promise<TaskPushNotificationConfig> {
-    const push = this.#requirePush();
-    const request = parseParams(GetTaskPushNotificationConfigRequestSchema, params);
-    await this.#manager.getTask(call.userId, { id: request.taskId, historyLength: 0 });
-    return await push.get(call.userId, request.taskId, request.id);
+    return this.#inflight.track(async () => {
+      const push = this.#requirePush();
+      const request = parseParams(GetTaskPushNotificationConfigRequestSchema, params);
+      await this.#manager.getTask(call.userId, { id: request.taskId, historyLength: 0 });
+      return await push.get(call.userId, request.taskId, request.id);
+    });
   }
 
   /** ListTaskPushNotificationConfigs. */
-  async listTaskPushNotificationConfigs(
+  listTaskPushNotificationConfigs(
     call: CallContext,
     params: unknown,
   ): Promise<ListTaskPushNotificationConfigsResponse> {
-    const push = this.#requirePush();
-    const request = parseParams(ListTaskPushNotificationConfigsRequestSchema, params);
-    await this.#manager.getTask(call.userId, { id: request.taskId, historyLength: 0 });
-    return await push.list(call.userId, request.taskId, {
-      ...(request.pageSize !== undefined && { pageSize: request.pageSize }),
-      ...(request.pageToken !== undefined && { pageToken: request.pageToken }),
+    return this.#inflight.track(async () => {
+      const push = this.#requirePush();
+      const request = parseParams(ListTaskPushNotificationConfigsRequestSchema, params);
+      await this.#manager.getTask(call.userId, { id: request.taskId, historyLength: 0 });
+      return await push.list(call.userId, request.taskId, {
+        ...(request.pageSize !== undefined && { pageSize: request.pageSize }),
+        ...(request.pageToken !== undefined && { pageToken: request.pageToken }),
+      });
     });
   }
 
   /** DeleteTaskPushNotificationConfig; deleting a config that does not exist succeeds. */
-  async deleteTaskPushNotificationConfig(call: CallContext, params: unknown): Promise<void> {
-    const push = this.#requirePush();
-    const request = parseParams(DeleteTaskPushNotificationConfigRequestSchema, params);
-    await this.#manager.getTask(call.userId, { id: request.taskId, historyLength: 0 });
-    await push.delete(call.userId, request.taskId, request.id);
+  deleteTaskPushNotificationConfig(call: CallContext, params: unknown): Promise<void> {
+    return this.#inflight.track(async () => {
+      const push = this.#requirePush();
+      const request = parseParams(DeleteTaskPushNotificationConfigRequestSchema, params);
+      await this.#manager.getTask(call.userId, { id: request.taskId, historyLength: 0 });
+      await push.delete(call.userId, request.taskId, request.id);
+    });
   }
 
   #requirePush(): PushDispatcher {

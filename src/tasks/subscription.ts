@@ -23,7 +23,7 @@ export class Subscription implements AsyncIterableIterator<StreamEvent> {
   #lastSeq: number;
 
   /**
-   * Creates the object.
+   * Creates an empty subscription.
    *
    * @param limit How many events may wait before the subscription overflows.
    * @param afterSeq The sequence number the subscriber already has.

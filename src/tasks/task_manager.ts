@@ -177,13 +177,9 @@ export class TaskManager {
   #closed = false;
 
   /**
-
-   * Creates the object.
-
+   * Creates a task core with no tasks running.
    *
-
    * @param options The executor, the store and limits.
-
    */
   constructor(options: TaskManagerOptions) {
     this.#executor = options.executor;

@@ -16,5 +16,20 @@ export function normalizeVersion(version: string): string | undefined {
   return m ? `${Number(m[1])}.${Number(m[2])}` : undefined;
 }
 
+/**
+ * Tells whether a requested version is served, matching on `Major.Minor`.
+ *
+ * @param version The requested version, e.g. `1.0` or `1.0.2`.
+ * @param supported The versions served.
+ * @returns True when served.
+ */
+export function isSupportedVersion(
+  version: string,
+  supported: readonly string[] = SUPPORTED_VERSIONS,
+): boolean {
+  const normalized = normalizeVersion(version);
+  return normalized !== undefined && supported.includes(normalized);
+}
+
 /** The URI that names the capnweb binding in `supportedInterfaces[].protocolBinding`. */
 export const CAPNWEB_BINDING_URI = "urn:a2a-capnweb:binding:capnweb:v1";
