@@ -27,8 +27,10 @@
  * @module
  */
 
-import { newHttpBatchRpcSession, RpcTarget } from "capnweb";
+import { RpcTarget } from "capnweb";
+import { HttpBatchTransport } from "./src/client/batch_transport.ts";
 import { fromWireError, InvalidAgentResponseError } from "./src/errors/errors.ts";
+import { DEFAULT_MAX_EVENT_BYTES } from "./src/http/limits.ts";
 import {
   closedError,
   JsonRpcClient,
@@ -37,6 +39,7 @@ import {
 } from "./src/jsonrpc/client.ts";
 import { JSONRPC_BINDING } from "./src/jsonrpc/protocol.ts";
 import {
+  clientSession,
   type ConnectionState,
   type Handle,
   type LivenessOptions,
@@ -66,7 +69,7 @@ import type {
 } from "./src/types/requests.ts";
 import { CAPNWEB_BINDING_URI } from "./src/types/version.ts";
 
-export { CAPNWEB_BINDING_URI };
+export { CAPNWEB_BINDING_URI, DEFAULT_MAX_EVENT_BYTES };
 
 export type {
   AgentCard,
@@ -125,6 +128,14 @@ export interface ConnectOptions {
   reconnect?: ReconnectOptions | false;
   /** How often to ping the server, and how long to wait for the answer. */
   liveness?: LivenessOptions;
+  /**
+   * The largest message accepted from the agent, in bytes: a capnweb message (a result or a
+   * stream event) or a JSON-RPC SSE event (default 64 MiB, {@linkcode DEFAULT_MAX_EVENT_BYTES},
+   * the most this module's server sends). A larger one fails only its own call or stream, with
+   * InvalidAgentResponseError (-32006) naming the limit. `npm:ws`, the WebSocket used in Deno
+   * and Node, drops a connection over a frame above its own 100 MiB limit.
+   */
+  maxEventBytes?: number;
   /** Called whenever the connection state changes (e.g. to show "reconnecting"). */
   onStateChange?: (state: ConnectionState, detail: { attempt?: number; error?: unknown }) => void;
 }
@@ -287,12 +298,13 @@ export class A2AClient implements AsyncDisposable {
         ...(o.fetch && { fetch: o.fetch }),
         ...(o.version !== undefined && { version: o.version }),
         ...(o.extensions && { extensions: o.extensions }),
+        ...(o.maxEventBytes !== undefined && { maxEventBytes: o.maxEventBytes }),
       });
       return;
     }
     if (this.transport === "batch") {
       // Each call is a batch of its own: authenticate and call travel in one request.
-      const root = newHttpBatchRpcSession<Root>(this.#url) as unknown as Root;
+      const root = this.#batchRoot();
       try {
         await (root.authenticate(
           { token: this.#options.token },
@@ -313,6 +325,7 @@ export class A2AClient implements AsyncDisposable {
       authOptions: this.#authOptions(),
       reconnect: o.reconnect === false ? { enabled: false } : o.reconnect ?? {},
       ...(o.liveness && { liveness: o.liveness }),
+      ...(o.maxEventBytes !== undefined && { maxEventBytes: o.maxEventBytes }),
       ...(o.onStateChange && { onStateChange: o.onStateChange }),
     });
     try {
@@ -332,10 +345,20 @@ export class A2AClient implements AsyncDisposable {
     return this.#closed ? "closed" : "open";
   }
 
+  /** A capnweb session of one HTTP batch, holding results to the same size limit as sockets. */
+  #batchRoot(): Root {
+    // Calling the global fetch unbound fails in some browsers.
+    const doFetch = this.#options.fetch ?? ((input, init) => fetch(input, init));
+    return clientSession(
+      new HttpBatchTransport(this.#url, doFetch),
+      this.#options.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES,
+    ) as Root;
+  }
+
   async #call<T>(fn: (cap: Capability) => Promise<T>, idempotent = false): Promise<T> {
     if (this.#closed) throw closedError();
     if (this.transport === "batch") {
-      const root = newHttpBatchRpcSession<Root>(this.#url) as unknown as Root;
+      const root = this.#batchRoot();
       try {
         const cap = root.authenticate({ token: this.#options.token }, this.#authOptions());
         return await fn(cap);
@@ -351,7 +374,9 @@ export class A2AClient implements AsyncDisposable {
   /** SendMessage: sends a message and returns the task (or a direct reply). */
   sendMessage(request: SendMessageRequest): Promise<SendMessageResponse> {
     if (this.#jsonrpc) return this.#jsonrpc.sendMessage(request);
-    return this.#call((cap) => cap.sendMessage(request));
+    // Safe to repeat: the server runs a messageId once per user and answers a repeat with the
+    // first one's task, so a send cut by a lost connection is sent again.
+    return this.#call((cap) => cap.sendMessage(request), true);
   }
 
   /** GetTask. */
@@ -466,7 +491,7 @@ export class A2AClient implements AsyncDisposable {
   async ping(): Promise<{ time: string }> {
     if (this.#jsonrpc) return await this.#jsonrpc.ping();
     if (this.transport === "batch") {
-      const root = newHttpBatchRpcSession<Root>(this.#url) as unknown as Root;
+      const root = this.#batchRoot();
       try {
         return await root.ping();
       } finally {

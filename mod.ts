@@ -122,11 +122,14 @@ export {
 export {
   InMemoryTaskStore,
   type PushConfigRecord,
+  type StoredMessage,
   type StreamEvent,
+  type TaskChange,
   type TaskPage,
   type TaskQuery,
   type TaskRecord,
   type TaskStore,
+  type TaskView,
 } from "./src/tasks/store.ts";
 export { KvTaskStore } from "./src/tasks/kv_store.ts";
 export { StreamOverflowError, Subscription } from "./src/tasks/subscription.ts";
@@ -162,6 +165,8 @@ export {
   buildAgentCard,
   CAPNWEB_BINDING_URI,
   createHandler,
+  DEFAULT_MAX_EVENT_BYTES,
+  DEFAULT_MAX_MESSAGE_BYTES,
   type HandlerOptions,
   type HandlerStats,
   PATHS,

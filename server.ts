@@ -176,14 +176,15 @@ function parseArgs(args: string[]): ServerArgs {
   return out;
 }
 
-const USAGE = `Usage: deno run -A --unstable-kv server.ts [--port N] [--hostname H]
+const USAGE = `Usage: deno run -A server.ts [--port N] [--hostname H]
          [--public-url URL] [--data PATH]
 
 Runs the a2a-capnweb demo agent.
   --port N          port to listen on (default 8000; 0 picks a free port)
   --hostname H      interface to listen on (default 127.0.0.1)
   --public-url URL  base URL to advertise in the agent card (behind a proxy)
-  --data PATH       keep tasks in a Deno KV database at PATH (needs --unstable-kv); tasks
+  --data PATH       keep tasks in a Deno KV database at PATH (Deno KV: enabled by this
+                    repository's deno.json, else run with --unstable-kv); tasks
                     left running by a previous process are marked FAILED at start
                     (default: in memory, lost on exit)
 Environment:
@@ -246,7 +247,11 @@ async function main(): Promise<void> {
   }
   // deno-lint-ignore no-console
   console.log(`a2a-capnweb demo agent listening on ${server.url}`);
+  let stopping = false;
   const stop = () => {
+    // A second signal (an impatient Ctrl-C, or SIGTERM after SIGINT) changes nothing.
+    if (stopping) return log.debug("Already shutting down");
+    stopping = true;
     log.info("Shutting down");
     server.shutdown().finally(() => store?.close()).then(() => Deno.exit(0));
   };

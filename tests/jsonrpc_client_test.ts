@@ -6,6 +6,7 @@ import { A2AClient, JsonRpcClient, type StreamEvent, type Task } from "../client
 import {
   A2AError,
   AuthenticationError,
+  InvalidAgentResponseError,
   TaskNotCancelableError,
   TaskNotFoundError,
   UnsupportedOperationError,
@@ -177,4 +178,26 @@ Deno.test("JsonRpcClient can be used on its own, with the interface URL from a c
   } finally {
     rpc.close();
   }
+});
+
+Deno.test("JsonRpcClient refuses an SSE event over maxEventBytes with InvalidAgentResponseError", async () => {
+  await using agent = startSdkAgent();
+  const rpc = new JsonRpcClient(`${agent.url}/a2a/jsonrpc`, {
+    token: SDK_AGENT_TOKEN,
+    maxEventBytes: 1000,
+  });
+  try {
+    // The SDK agent echoes the text as an artifact event, which is then over the limit.
+    const err = await collect(rpc.sendStreamingMessage({ message: userMessage("z".repeat(2000)) }))
+      .catch((e) => e);
+    assert.ok(err instanceof InvalidAgentResponseError, String(err));
+    assert.equal(err.code, -32006);
+    assert.equal(err.message, "SSE event is larger than the 1000-byte limit");
+    // A plain response has no such limit, and the client goes on.
+    const { task } = await rpc.sendMessage({ message: userMessage("z".repeat(2000)) });
+    assert.equal(artifactText(task!).length, 2000);
+  } finally {
+    rpc.close();
+  }
+  await waitFor(() => agent.openStreams === 0);
 });

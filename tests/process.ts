@@ -19,7 +19,7 @@ export interface ServerProcess {
  */
 export async function startServerProcess(dataPath: string, port = 0): Promise<ServerProcess> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--unstable-kv", "server.ts", "--port", String(port), "--data", dataPath],
+    args: ["run", "-A", "server.ts", "--port", String(port), "--data", dataPath],
     cwd: new URL("..", import.meta.url),
     env: { A2A_TOKENS: `alice=${TOKENS.alice},bob=${TOKENS.bob}`, NO_COLOR: "1" },
     stdin: "null",

@@ -2,15 +2,19 @@
 // ping(), reconnects with backoff when the connection is lost, retries calls that are safe to
 // repeat, and resumes open streams from their last `seq`. Browser-safe: no Deno APIs.
 
-import { newWebSocketRpcSession, RpcTarget } from "capnweb";
+import { RpcSession, RpcTarget, type RpcTransport, WebSocketTransport } from "capnweb";
 import {
   A2AError,
   AuthenticationError,
   ConnectionLostError,
   ErrorCode,
   fromWireError,
+  InvalidAgentResponseError,
+  InvalidRequestError,
   StreamOverflowError,
 } from "../errors/errors.ts";
+import { DEFAULT_MAX_EVENT_BYTES } from "../http/limits.ts";
+import { CLOSE_MESSAGE_TOO_BIG, SizeLimitedTransport } from "../rpc/size_limited_transport.ts";
 import type { StreamEvent } from "../tasks/store.ts";
 import { Subscription } from "../tasks/subscription.ts";
 import { sleep } from "../util/sleep.ts";
@@ -80,6 +84,12 @@ export interface WebSocketSessionOptions {
   reconnect?: ReconnectOptions;
   /** Liveness settings. */
   liveness?: LivenessOptions;
+  /**
+   * The largest message accepted from the server, in bytes (default 64 MiB,
+   * `DEFAULT_MAX_EVENT_BYTES`). A larger one fails only the call or stream it belongs to, with
+   * InvalidAgentResponseError (-32006).
+   */
+  maxEventBytes?: number;
   /** Called on every state change. */
   onStateChange?: (state: ConnectionState, detail: { attempt?: number; error?: unknown }) => void;
 }
@@ -90,39 +100,92 @@ interface Conn {
   root: Root;
   cap: Capability;
   lost: boolean;
+  /** Why the server ended the connection, when that is an error to report rather than retry. */
+  fatal: A2AError | undefined;
   sinks: Set<Sink>;
   pingTimer: ReturnType<typeof setTimeout> | undefined;
 }
 
-/** The client's end of a stream: queues events and slows the server when the caller lags. */
+/**
+ * The error a close stands for, when it is not a lost connection. Code 1009 with a reason comes
+ * from the server: a message of ours broke its size limit, and the reason says which. Without a
+ * reason it is our own WebSocket refusing a frame (`npm:ws` over its `maxPayload`). Either way the
+ * same message would break it again, so the calls in flight fail instead of being retried.
+ */
+function closeError(event: Event): A2AError | undefined {
+  const { code, reason } = event as CloseEvent;
+  if (code !== CLOSE_MESSAGE_TOO_BIG) return undefined;
+  if (reason) return new InvalidRequestError(reason);
+  return new InvalidAgentResponseError(
+    "Message from the agent is larger than the WebSocket accepts",
+  );
+}
+
+/**
+ * Starts the client's end of a capnweb session over a transport, holding what the agent sends to
+ * `maxBytes` per message. capnweb's own limit (32 Mi UTF-16 code units by default) would end the
+ * session over one large result; this refuses such a message alone, failing only its call or
+ * stream with InvalidAgentResponseError (-32006) naming the limit.
+ *
+ * @param transport The transport (a WebSocket, or one HTTP batch).
+ * @param maxBytes The largest message accepted, in bytes.
+ * @returns The stub of the server's root object.
+ */
+export function clientSession(transport: RpcTransport, maxBytes: number): unknown {
+  const limited = new SizeLimitedTransport(transport, {
+    maxIncomingBytes: maxBytes,
+    // The server refuses what is over its own limit, one call at a time.
+    maxOutgoingBytes: Infinity,
+    incomingError: (limit, bytes) =>
+      new InvalidAgentResponseError(
+        `Message from the agent is larger than the ${limit}-byte limit: ${bytes} bytes`,
+      ),
+  });
+  return new RpcSession(limited, undefined, { limits: { maxMessageSize: maxBytes } })
+    .getRemoteMain();
+}
+
+/**
+ * The client's end of a stream: queues events and slows the server when the caller lags. The
+ * server keeps several `onEvent` calls in flight, so every call that arrives while the queue is
+ * over its high-water mark waits, and all of them are released together once the caller has
+ * drained the queue to half of it, or the stream has ended.
+ */
 export class Sink extends RpcTarget {
   readonly queue: Subscription = new Subscription(Infinity, 0);
-  #waiting: (() => void) | undefined;
+  #waiting: Array<() => void> = [];
   #highWater = 64;
 
   onEvent(event: StreamEvent): Promise<void> | void {
     this.queue.push(event);
-    if (this.queue.pending >= this.#highWater) {
-      return new Promise((resolve) => this.#waiting = resolve);
+    if (this.queue.pending >= this.#highWater && !this.queue.done) {
+      return new Promise((resolve) => this.#waiting.push(resolve));
     }
   }
 
   onEnd(): void {
     this.queue.end();
-    this.drained();
+    this.#releaseAll();
   }
 
   onError(error: unknown): void {
     this.queue.fail(fromWireError(error), true);
-    this.drained();
+    this.#releaseAll();
+  }
+
+  /** Calls waiting for the caller to catch up (for tests and stats). */
+  get waiting(): number {
+    return this.#waiting.length;
   }
 
   drained(): void {
-    if (this.#waiting && this.queue.pending < this.#highWater / 2) {
-      const w = this.#waiting;
-      this.#waiting = undefined;
-      w();
-    }
+    if (this.queue.done || this.queue.pending < this.#highWater / 2) this.#releaseAll();
+  }
+
+  #releaseAll(): void {
+    const waiting = this.#waiting;
+    this.#waiting = [];
+    for (const w of waiting) w();
   }
 }
 
@@ -246,13 +309,20 @@ export class WebSocketSession {
       root: undefined as unknown as Root,
       cap: undefined as unknown as Capability,
       lost: false,
+      fatal: undefined,
       sinks: new Set(),
       pingTimer: undefined,
     };
     // Registered before capnweb's own listener, so calls that fail because of the close see
     // the connection already marked lost.
-    socket.addEventListener("close", () => this.#lost(conn, undefined));
-    conn.root = newWebSocketRpcSession(socket) as unknown as Root;
+    socket.addEventListener("close", (event) => {
+      conn.fatal ??= closeError(event);
+      this.#lost(conn, conn.fatal);
+    });
+    conn.root = clientSession(
+      new WebSocketTransport(socket),
+      this.#options.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES,
+    ) as unknown as Root;
     const abandon = () => {
       conn.lost = true;
       this.#teardown(conn);
@@ -398,6 +468,7 @@ export class WebSocketSession {
         return await fn(conn.cap);
       } catch (err) {
         if (!conn.lost) throw fromWireError(err);
+        if (conn.fatal) throw conn.fatal;
         if (!idempotent || this.#options.reconnect?.enabled === false) {
           throw new ConnectionLostError(
             "The connection was lost during the call; it may or may not have taken effect",
@@ -434,8 +505,14 @@ export class WebSocketSession {
             ? await start(conn.cap, sink)
             : await conn.cap.subscribeToTask({ id: taskId, afterSeq: lastSeq ?? 0 }, sink);
         } catch (err) {
-          if (conn.lost) throw new ConnectionLostError("The connection was lost opening a stream");
-          throw fromWireError(err);
+          if (conn.fatal) throw conn.fatal;
+          if (!conn.lost) throw fromWireError(err);
+          if (this.#options.reconnect?.enabled === false || this.#state === "closed") {
+            throw new ConnectionLostError("The connection was lost opening a stream");
+          }
+          // Opening again is safe: a subscribe replays from the last seq, and the server answers a
+          // repeated messageId with the first send's task, streamed from its start.
+          continue;
         }
         first = false;
         while (true) {
@@ -478,6 +555,7 @@ export class WebSocketSession {
     try {
       return await conn.root.ping();
     } catch (err) {
+      if (conn.fatal) throw conn.fatal;
       if (conn.lost) throw new ConnectionLostError("The connection was lost during ping()");
       throw fromWireError(err);
     }

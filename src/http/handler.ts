@@ -2,15 +2,17 @@
 // agent card, ticket issuing, the capnweb endpoint (WebSocket and HTTP batch) and health.
 
 import { getLogger } from "@logtape/logtape";
-import { newHttpBatchRpcResponse, newWebSocketRpcSession } from "capnweb";
+import { newHttpBatchRpcResponse, RpcSession, WebSocketTransport } from "capnweb";
 import { SessionManager } from "../auth/sessions.ts";
 import { PushDispatcher, type PushOptions } from "../push/dispatcher.ts";
 import type { TokenVerifier } from "../auth/tokens.ts";
-import { A2AError } from "../errors/errors.ts";
+import { A2AError, InvalidRequestError } from "../errors/errors.ts";
 import { createJsonRpcHandler } from "../jsonrpc/server.ts";
 import { JSONRPC_BINDING } from "../jsonrpc/protocol.ts";
 import { A2AService, redactError } from "../rpc/service.ts";
+import { SizeLimitedTransport } from "../rpc/size_limited_transport.ts";
 import { readBody } from "./body.ts";
+import { DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_MESSAGE_BYTES } from "./limits.ts";
 import type { AgentExecutor } from "../tasks/executor.ts";
 import { type CallContext, RequestHandler } from "../tasks/request_handler.ts";
 import type { TaskStore } from "../tasks/store.ts";
@@ -19,7 +21,7 @@ import type { AgentCard, AgentInterface } from "../types/agent_card.ts";
 import { AgentCardSchema } from "../types/agent_card.ts";
 import { CAPNWEB_BINDING_URI, SUPPORTED_VERSIONS } from "../types/version.ts";
 
-export { CAPNWEB_BINDING_URI };
+export { CAPNWEB_BINDING_URI, DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_MESSAGE_BYTES };
 
 const log = getLogger(["a2a-capnweb", "http"]);
 
@@ -40,8 +42,20 @@ export type AgentCardInput = Omit<AgentCard, "supportedInterfaces"> & {
 
 /** Limits that protect the server from clients. */
 export interface ServerLimits {
-  /** Largest capnweb message or HTTP request body accepted, in bytes (default 4 MiB). */
+  /**
+   * Largest message accepted, in bytes (default 4 MiB, {@linkcode DEFAULT_MAX_MESSAGE_BYTES}):
+   * one capnweb WebSocket message (over it, that call alone fails with -32600 and the session
+   * goes on), an HTTP batch body or a JSON-RPC body (over it, HTTP 413 with -32600). Deno's
+   * WebSocket drops a connection whose frame is over 64 MiB before the server sees it.
+   */
   maxMessageBytes?: number;
+  /**
+   * Largest single message the server sends, in bytes (default 64 MiB,
+   * {@linkcode DEFAULT_MAX_EVENT_BYTES}, which this module's clients accept): one JSON-RPC SSE
+   * event's data, or one capnweb WebSocket message. Over it, a call fails with -32603 and a
+   * stream ends with a -32603 error event naming the limit.
+   */
+  maxEventBytes?: number;
   /** Seconds without a pong before a WebSocket is closed (default 30; 0 turns it off). */
   idleTimeoutSeconds?: number;
   /** Events that may wait for one stream subscriber before it is ended (default 1024). */
@@ -100,6 +114,8 @@ export interface HandlerStats {
   activeTasks: number;
   /** Open stream subscriptions. */
   subscribers: number;
+  /** Streams ended since the start because their consumer fell behind (-31002). */
+  overflows: number;
   /** Push notification events waiting for delivery. */
   pushPending: number;
 }
@@ -143,8 +159,20 @@ function json(body: unknown, status = 200, headers: Record<string, string> = {})
   return Response.json(body, { status, headers: { ...CORS_HEADERS, ...headers } });
 }
 
-function httpError(status: number, message: string, headers: Record<string, string> = {}) {
-  return json({ error: { status, message } }, status, headers);
+/**
+ * An error answer: `{ error: { status, message } }`, and with an A2A error also its `code` and
+ * `data`, as in a JSON-RPC error object, so that a client can rebuild the error class.
+ */
+function httpError(
+  status: number,
+  error: string | A2AError,
+  headers: Record<string, string> = {},
+): Response {
+  if (typeof error === "string") {
+    return json({ error: { status, message: error } }, status, headers);
+  }
+  const { code, message, data } = error;
+  return json({ error: { status, code, message, data } }, status, headers);
 }
 
 async function sha256Hex(text: string): Promise<string> {
@@ -201,7 +229,8 @@ export function buildAgentCard(input: AgentCardInput, origin: string): AgentCard
  */
 export function createHandler(options: HandlerOptions): A2AHandler {
   const limits = options.limits ?? {};
-  const maxBytes = limits.maxMessageBytes ?? 4 * 1024 * 1024;
+  const maxBytes = limits.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const maxEventBytes = limits.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES;
   const idleTimeout = limits.idleTimeoutSeconds ?? 30;
   // Validate the application's card once, with a placeholder origin, so mistakes show at start.
   const checked = AgentCardSchema.safeParse(buildAgentCard(options.agentCard, "http://localhost"));
@@ -254,6 +283,8 @@ export function createHandler(options: HandlerOptions): A2AHandler {
   let closing = false;
   const rpcOptions = {
     onSendError: (err: Error) => redactError(err),
+    // capnweb aborts the whole session over this (counted in UTF-16 code units, never more than
+    // the bytes); SizeLimitedTransport refuses oversized messages one by one before it sees them.
     limits: { maxMessageSize: maxBytes },
   };
 
@@ -283,14 +314,28 @@ export function createHandler(options: HandlerOptions): A2AHandler {
         sockets.delete(socket);
         session.close();
       });
-      newWebSocketRpcSession(socket, service, rpcOptions);
+      const transport = new SizeLimitedTransport(new WebSocketTransport(socket), {
+        maxIncomingBytes: maxBytes,
+        maxOutgoingBytes: maxEventBytes,
+        close: (code, reason) => {
+          try {
+            socket.close(code, reason);
+          } catch {
+            // already closing
+          }
+        },
+      });
+      new RpcSession(transport, service, rpcOptions);
       return response;
     }
     if (req.method === "POST") {
       // Read the body here, with the limit, so that a chunked body cannot grow without bound.
       const body = await readBody(req, maxBytes);
       if (body === undefined) {
-        return httpError(413, `Request body is larger than ${maxBytes} bytes`);
+        return httpError(
+          413,
+          new InvalidRequestError(`Request body is larger than ${maxBytes} bytes`),
+        );
       }
       const { session, service } = await serviceFor(req, "batch");
       try {
@@ -313,6 +358,7 @@ export function createHandler(options: HandlerOptions): A2AHandler {
     verifyToken: (token) => sessions.verifyToken(token),
     versions: SUPPORTED_VERSIONS,
     maxBodyBytes: maxBytes,
+    maxEventBytes,
     ...(limits.sseKeepAliveMs !== undefined && { keepAliveMs: limits.sseKeepAliveMs }),
     headers: CORS_HEADERS,
     closing: () => closing,
@@ -394,6 +440,7 @@ export function createHandler(options: HandlerOptions): A2AHandler {
         sockets: sockets.size,
         activeTasks: manager.activeCount,
         subscribers: manager.subscriberCount,
+        overflows: manager.overflowCount,
         pushPending: push?.pendingCount ?? 0,
       }),
     },

@@ -39,8 +39,12 @@ export interface JsonRpcClientOptions {
   version?: string;
   /** Extension URIs to send as `A2A-Extensions`. */
   extensions?: string[];
-  /** The largest SSE event accepted, in characters (default 16 MiB). */
-  maxEventSize?: number;
+  /**
+   * The largest SSE event accepted, in bytes of its data (default 64 MiB,
+   * `DEFAULT_MAX_EVENT_BYTES`, the most this module's server sends). A larger event fails the
+   * stream with InvalidAgentResponseError (-32006) naming the limit.
+   */
+  maxEventBytes?: number;
 }
 
 /** SubscribeToTask parameters, with the last `seq` the caller already has. */
@@ -249,9 +253,9 @@ export class JsonRpcClient {
         await readResult(res, id);
         throw new InvalidAgentResponseError(`The agent answered ${method} without a stream`);
       }
-      const options = this.#options.maxEventSize === undefined
+      const options = this.#options.maxEventBytes === undefined
         ? {}
-        : { maxEventSize: this.#options.maxEventSize };
+        : { maxEventBytes: this.#options.maxEventBytes };
       for await (const event of parseSse(res.body, options)) {
         let body: unknown;
         try {
@@ -269,6 +273,8 @@ export class JsonRpcClient {
       }
     } catch (err) {
       if (this.#closed && !(err instanceof A2AError)) throw closedError();
+      // The SSE parser's refusal of an event over the limit.
+      if (err instanceof RangeError) throw new InvalidAgentResponseError(err.message);
       throw err;
     } finally {
       controller.abort();

@@ -18,6 +18,12 @@ import {
 import type { CallContext, RequestHandler } from "../tasks/request_handler.ts";
 import type { Subscription } from "../tasks/subscription.ts";
 import { readBody } from "../http/body.ts";
+import {
+  DEFAULT_MAX_EVENT_BYTES,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  exceedsUtf8,
+  utf8Length,
+} from "../http/limits.ts";
 import { isSupportedVersion } from "../types/version.ts";
 import {
   HEADERS,
@@ -40,6 +46,12 @@ export interface JsonRpcHandlerOptions {
   versions?: readonly string[];
   /** Largest request body accepted, in bytes (default 4 MiB). */
   maxBodyBytes?: number;
+  /**
+   * Largest SSE event sent, in bytes of its `data` (default 64 MiB, `DEFAULT_MAX_EVENT_BYTES`,
+   * which is what this module's client accepts). A larger event is not sent: the stream ends
+   * with a -32603 error event that names the limit.
+   */
+  maxEventBytes?: number;
   /**
    * Milliseconds of silence after which an SSE stream gets a `: keep-alive` comment (default
    * 15 000; 0 turns it off).
@@ -215,7 +227,8 @@ function lastEventIdOf(req: Request): number | undefined {
 export function createJsonRpcHandler(options: JsonRpcHandlerOptions): JsonRpcHandler {
   const handler = options.handler;
   const versions = options.versions ?? ["1.0"];
-  const maxBytes = options.maxBodyBytes ?? 4 * 1024 * 1024;
+  const maxBytes = options.maxBodyBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const maxEventBytes = options.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES;
   const keepAliveMs = options.keepAliveMs ?? 15_000;
   const extra = options.headers ?? {};
   // Each open stream's shutdown function.
@@ -311,7 +324,19 @@ export function createJsonRpcHandler(options: JsonRpcHandlerOptions): JsonRpcHan
         if (finished) return;
         if (next.done) return end();
         const { seq, ...result } = next.value;
-        write(formatSseEvent(JSON.stringify({ jsonrpc: "2.0", id, result }), seq));
+        const data = JSON.stringify({ jsonrpc: "2.0", id, result });
+        // A client may refuse anything larger, and would lose the whole stream to it; the task
+        // itself can still be read with GetTask.
+        if (exceedsUtf8(data, maxEventBytes)) {
+          return fail(
+            new InternalError(
+              `Stream event ${seq} is larger than the ${maxEventBytes}-byte limit: ${
+                utf8Length(data)
+              } bytes`,
+            ),
+          );
+        }
+        write(formatSseEvent(data, seq));
       },
       cancel() {
         finish();

@@ -1,6 +1,8 @@
 // Server-Sent Events, both ends: a small parser for `text/event-stream` bodies (browser-safe, for
 // the JSON-RPC client) and the encoder the server uses.
 
+import { DEFAULT_MAX_EVENT_BYTES } from "../http/limits.ts";
+
 /** One dispatched SSE event. */
 export interface SseEvent {
   /** The event type (`message` when the stream named none). */
@@ -13,9 +15,17 @@ export interface SseEvent {
 
 /** Options of {@link parseSse}. */
 export interface ParseSseOptions {
-  /** The largest event (or line) accepted, in characters (default 16 MiB). */
-  maxEventSize?: number;
+  /**
+   * The largest event accepted: its data, the `data` lines joined with `\n` (default 64 MiB,
+   * `DEFAULT_MAX_EVENT_BYTES`, the most this module's server sends). Counted in UTF-16 code
+   * units, which never outnumber the UTF-8 bytes, so every event within the limit in bytes is
+   * accepted.
+   */
+  maxEventBytes?: number;
 }
+
+// Room on a line for the field name, colon and space around an event's data (`data: `).
+const LINE_OVERHEAD = 64;
 
 /**
  * Parses a `text/event-stream` body into events, as the HTML standard's event stream
@@ -26,37 +36,51 @@ export interface ParseSseOptions {
  * @param body The response body.
  * @param options Limits.
  * @returns The events, in order.
- * @throws {RangeError} When an event or line exceeds `maxEventSize`.
+ * @throws {RangeError} When an event's data exceeds `maxEventBytes`, or a line is longer than
+ * that and a field name: `SSE event is larger than the N-byte limit`.
  */
 export async function* parseSse(
   body: ReadableStream<Uint8Array>,
   options: ParseSseOptions = {},
 ): AsyncGenerator<SseEvent> {
-  const max = options.maxEventSize ?? 16 * 1024 * 1024;
+  const max = options.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES;
+  const maxLine = max + LINE_OVERHEAD;
   const reader = body.getReader();
   const decoder = new TextDecoder();
-  let buf = "";
+  // The start of a line that has not ended yet, in pieces: joining once at its end keeps a long
+  // line linear in its length, however many chunks it comes in.
+  let partial: string[] = [];
+  let partialLength = 0;
   let afterCR = false;
   let data: string[] = [];
   let size = 0;
   let event = "";
   let id: string | undefined;
+  // A line that long cannot be part of an event within the limit: it is refused before it ends.
+  const tooLarge = () => new RangeError(`SSE event is larger than the ${max}-byte limit`);
   try {
     while (true) {
       const { done, value } = await reader.read();
       if (done) return;
-      buf += decoder.decode(value, { stream: true });
+      const text = decoder.decode(value, { stream: true });
       let start = 0;
-      for (let i = 0; i < buf.length; i++) {
-        const c = buf.charCodeAt(i);
+      for (let i = 0; i < text.length; i++) {
+        const c = text.charCodeAt(i);
         if (c !== 10 && c !== 13) continue;
-        if (c === 10 && afterCR && i === start) {
+        if (c === 10 && afterCR && i === start && partialLength === 0) {
           // The LF of a CRLF whose CR ended the previous line.
           afterCR = false;
           start = i + 1;
           continue;
         }
-        const line = buf.slice(start, i);
+        let line = text.slice(start, i);
+        if (partialLength > 0) {
+          partial.push(line);
+          line = partial.join("");
+          partial = [];
+          partialLength = 0;
+        }
+        if (line.length > maxLine) throw tooLarge();
         start = i + 1;
         afterCR = c === 13;
         if (line === "") {
@@ -79,8 +103,8 @@ export async function* parseSse(
         let fieldValue = colon < 0 ? "" : line.slice(colon + 1);
         if (fieldValue.charCodeAt(0) === 32) fieldValue = fieldValue.slice(1);
         if (field === "data") {
-          size += fieldValue.length + 1;
-          if (size > max) throw new RangeError(`SSE event is larger than ${max} characters`);
+          size += (data.length > 0 ? 1 : 0) + fieldValue.length;
+          if (size > max) throw tooLarge();
           data.push(fieldValue);
         } else if (field === "event") {
           event = fieldValue;
@@ -88,8 +112,13 @@ export async function* parseSse(
           id = fieldValue;
         }
       }
-      buf = buf.slice(start);
-      if (buf.length > max) throw new RangeError(`SSE line is longer than ${max} characters`);
+      if (start < text.length) {
+        const rest = start === 0 ? text : text.slice(start);
+        partial.push(rest);
+        partialLength += rest.length;
+        afterCR = false;
+        if (partialLength > maxLine) throw tooLarge();
+      }
     }
   } finally {
     await reader.cancel().catch(() => {});

@@ -7,6 +7,7 @@ import type { Session, SessionManager } from "../auth/sessions.ts";
 import {
   A2AError,
   AuthenticationError,
+  fromWireError,
   InternalError,
   InvalidParamsError,
   MethodNotFoundError,
@@ -86,6 +87,10 @@ export function toWireError(err: unknown): Error {
   return new InternalError();
 }
 
+/** What capnweb says when a session ends because its peer closed or went away. */
+const SESSION_ENDED =
+  /^(Peer closed WebSocket|WebSocket connection failed|RPC session was shut down|RPC session failed)/;
+
 /**
  * The capnweb `onSendError` hook: every error leaves as an A2A error, and without its stack,
  * which would show the server's file paths.
@@ -94,6 +99,11 @@ export function toWireError(err: unknown): Error {
  * @returns The error to send instead.
  */
 export function redactError(err: Error): Error {
+  if (!(err instanceof A2AError) && SESSION_ENDED.test(err.message)) {
+    // capnweb ends a session with these when the peer goes away: normal, not an error of ours.
+    log.debug("capnweb session ended: {message}", { message: err.message.slice(0, 200) });
+    return new InternalError("The session ended");
+  }
   const out = toWireError(err);
   if (out === err && !err.stack) return err;
   const copy = Object.assign(Object.create(Object.getPrototypeOf(out)), out) as Error;
@@ -458,6 +468,12 @@ async function pump(
     await Promise.all(inflight);
     if (failure !== undefined) {
       log.debug("Stream sink failed; ending the stream: {error}", { error: failure });
+      // An event refused for its size (by the transport on either side) fails with an A2A
+      // code; the client is still there, so tell it why its stream ends.
+      const refused = fromWireError(failure);
+      if (refused instanceof A2AError && !cancelled()) {
+        await Promise.resolve().then(() => sink.onError(refused)).catch(() => {});
+      }
       return;
     }
     if (!cancelled()) await sink.onEnd();

@@ -45,7 +45,12 @@ export interface ArtifactOptions {
 /**
  * How an executor reports progress. Each call resolves once the event is recorded in the task's
  * event log. Calls after the task reached a terminal state reject with
- * UnsupportedOperationError, which also stops an executor whose task was canceled.
+ * UnsupportedOperationError, which also stops an executor whose task was canceled; a call whose
+ * event the store refuses rejects with that error (an InternalError), and the event is not sent.
+ *
+ * Streams of the task end when a status event moves it into a terminal or interrupted state,
+ * not on other events: on a follow-up, the task is still INPUT_REQUIRED until the agent sets
+ * WORKING, and an artifact published before that goes to the open streams like any other.
  */
 export interface EventPublisher {
   /** Sets the task's status; the first call creates the task. */
@@ -85,7 +90,9 @@ export interface AgentExecutor {
    * Handles one message. Publish a terminal or interrupted status before returning; a task left
    * SUBMITTED or WORKING when `execute` returns is marked FAILED, and so is one whose `execute`
    * throws. An A2AError thrown before the first event (e.g. ContentTypeNotSupportedError)
-   * goes to the caller as that error instead, and no task is created.
+   * goes to the caller as that error instead, and no task is created. When even the FAILED
+   * status cannot be stored, the caller and the task's streams get InternalError and the core
+   * retries that write with backoff.
    */
   execute(context: RequestContext, events: EventPublisher): Promise<void>;
   /**

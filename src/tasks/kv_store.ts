@@ -1,30 +1,94 @@
 // A TaskStore on Deno KV, so that tasks, their event logs and push configs outlive the process.
-// Every commit of the task core is one atomic KV operation; large tasks are split into chunks.
+// A task is kept in pieces and its log append-only, so that a commit writes what it changed.
 
 import { InternalError } from "../errors/errors.ts";
-import type { TaskState } from "../types/core.ts";
+import type { Artifact, Message, Part, Task, TaskState, TaskStatus } from "../types/core.ts";
 import {
   decodePageToken,
   encodePageToken,
   isUnfinishedState,
   type PushConfigRecord,
+  type StoredMessage,
   type StreamEvent,
+  type TaskChange,
   type TaskPage,
   type TaskQuery,
   type TaskRecord,
   type TaskStore,
+  type TaskView,
 } from "./store.ts";
 
-/** What the task key holds: everything but the task itself, whose JSON is in chunks. */
-interface TaskHead {
+/** Where a value too large for one Deno KV value lives: `n` chunks of `b` bytes in all. */
+interface BlobRef {
+  /** The key prefix of the chunks; chunk `i` is at `[...k, i]`. */
+  k: Deno.KvKey;
+  /** How many chunks. */
+  n: number;
+  /** The value's length in bytes (its JSON, UTF-8). */
+  b: number;
+}
+
+/** What the head key of a task holds: everything but its history and artifacts. */
+interface Head {
   owner: string;
   lastSeq: number;
+  /** Incremented by every commit; an artifact head records the `ver` that wrote it. */
+  ver: number;
   contextId: string;
   state: TaskState;
   /** The status timestamp, `""` when the task has none; part of the owner index key. */
   timestamp: string;
-  /** How many `task_chunk` keys hold the task's JSON. */
-  chunks: number;
+  /** The generation of the task's pieces: the stage id of the commit that created it. */
+  gen: string;
+  /** How many history messages. */
+  hc: number;
+  /** How many artifacts. */
+  ac: number;
+  /** Whether the task has a `history` (possibly empty), and `artifacts`. */
+  hh: boolean;
+  ha: boolean;
+  /** The status, inline when its JSON is small, else in a blob. */
+  status?: TaskStatus;
+  statusRef?: BlobRef;
+  /** The task's other fields (`metadata`, ...), inline or in a blob; written on creation only. */
+  rest?: Record<string, unknown>;
+  restRef?: BlobRef;
+}
+
+/** What an artifact key holds: the artifact but its parts, and where its parts are. */
+interface ArtifactHead {
+  /** The artifact without `parts`, inline or in a blob. */
+  f?: Record<string, unknown>;
+  fRef?: BlobRef;
+  /** The stage id and index that name this version's parts: new when the artifact is replaced. */
+  s: string;
+  k: number;
+  /** How many parts, in how many part slots, and whether any slot is a blob. */
+  n: number;
+  g: number;
+  x: boolean;
+  /** The head's `ver` of the commit that wrote this artifact head. */
+  w: number;
+}
+
+/** Something to delete: every key under a prefix (following blob references), or one blob. */
+type Drop = { p: Deno.KvKey } | { b: BlobRef };
+
+/** A `gc` entry: what a commit staged (until it commits) or made unreachable (after it). */
+interface GcEntry {
+  at: number;
+  drop: Drop[];
+}
+
+/**
+ * What a message index entry holds: where the message is in its task's history (task, generation,
+ * slot and position in the slot), not the message itself.
+ */
+interface MessageEntry {
+  t: string;
+  g: string;
+  i: number;
+  o: number;
 }
 
 /** What an owner index entry holds: the fields `list` filters on without reading the task. */
@@ -33,31 +97,81 @@ interface IndexEntry {
   state: TaskState;
 }
 
+/** A head this store wrote, with its versionstamp and the artifact heads it wrote with it. */
+interface Known {
+  versionstamp: string;
+  head: Head;
+  artifacts: Map<number, ArtifactHead>;
+}
+
+/** One key and value to set, with the value's size as Deno KV counts it. */
+interface Write {
+  key: Deno.KvKey;
+  value: unknown;
+  size: number;
+}
+
 const ROOT = "a2a";
-/** Deno KV refuses values over 64 KiB. */
-const CHUNK_BYTES = 65_536;
-/** At most this many chunks, so that the head and every chunk fit one `getMany` (10 keys). */
-const MAX_CHUNKS = 9;
-/** The largest task JSON: 576 KiB. */
-const MAX_TASK_BYTES = CHUNK_BYTES * MAX_CHUNKS;
-/** Deno KV refuses an atomic operation whose keys and values add up to more than this. */
-const MAX_COMMIT_BYTES = 819_200;
+/** Deno KV refuses a value over 64 KiB. */
+const VALUE_BYTES = 65_536;
+/** A status, the task's other fields or an artifact's fields stay in their head up to this. */
+const FIELD_BYTES = 16_384;
+/** Deno KV refuses a key over 2 KiB. */
+const KEY_BYTES = 2048;
+/** Deno KV caps an atomic operation at 819 200 bytes of keys and values: keep a margin. */
+const OP_BYTES = 800_000;
+/** ... at 81 920 bytes of keys. */
+const OP_KEY_BYTES = 80_000;
+/** ... at 1000 mutations and 100 checks. */
+const OP_MUTATIONS = 1000;
+const OP_CHECKS = 100;
+/** `getMany` reads at most ten keys. */
+const GET_MANY_KEYS = 10;
+/** A read that meets a concurrent commit starts over, this many times at most. */
+const READ_ATTEMPTS = 20;
+/** A commit that meets a concurrent writer starts over, this many times at most. */
+const COMMIT_ATTEMPTS = 10;
+/**
+ * How many tasks' heads a store keeps in memory, how many artifact heads of each, and the
+ * largest one it keeps (a head with a large inline status is read again instead): at most
+ * about 36 MB, typically 1 KB a task.
+ */
+const KNOWN_TASKS = 1000;
+const KNOWN_ARTIFACTS = 8;
+const KNOWN_BYTES = 4096;
 /** The latest timestamp whose ISO form still sorts correctly (year 9999). */
 const MAX_ISO_MS = 253_402_300_799_999;
+/** The blob scope of event values, which outlive any generation of the task's pieces. */
+const LOG_SCOPE = "log";
+/** What a read returns when it met a piece that a later commit deleted: read again. */
+const STALE: unique symbol = Symbol("stale");
+type Stale = typeof STALE;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-const taskKey = (id: string): Deno.KvKey => [ROOT, "task", id];
-const chunkKey = (id: string, i: number): Deno.KvKey => [ROOT, "task_chunk", id, i];
-const eventPrefix = (id: string): Deno.KvKey => [ROOT, "events", id];
-const eventKey = (id: string, seq: number, part: number): Deno.KvKey => [
+const headKey = (id: string): Deno.KvKey => [ROOT, "head", id];
+const msgPrefix = (id: string, gen: string): Deno.KvKey => [ROOT, "msg", id, gen];
+const artPrefix = (id: string, gen: string): Deno.KvKey => [ROOT, "art", id, gen];
+const partPrefix = (id: string, gen: string, s: string, k: number): Deno.KvKey => [
   ROOT,
-  "events",
+  "part",
   id,
-  seq,
-  part,
+  gen,
+  s,
+  k,
 ];
+const eventPrefix = (id: string): Deno.KvKey => [ROOT, "event", id];
+const blobPrefix = (id: string, scope: string, stage: string, n: number): Deno.KvKey => [
+  ROOT,
+  "blob",
+  id,
+  scope,
+  stage,
+  n,
+];
+const gcPrefix: Deno.KvKey = [ROOT, "gc"];
+const gcKey = (id: string, stage: string): Deno.KvKey => [ROOT, "gc", id, stage];
 const ownerPrefix = (owner: string): Deno.KvKey => [ROOT, "by_owner", owner];
 const ownerKey = (owner: string, ts: string, id: string): Deno.KvKey => [
   ROOT,
@@ -66,86 +180,238 @@ const ownerKey = (owner: string, ts: string, id: string): Deno.KvKey => [
   ts,
   id,
 ];
+/** Message ids up to this many bytes are key parts as they are; longer ones by their SHA-256. */
+const MESSAGE_ID_BYTES = 512;
+/** The message index key: a long id (clients choose them) is hashed to keep the key short. */
+async function messageKey(owner: string, messageId: string): Promise<Deno.KvKey> {
+  const bytes = encoder.encode(messageId);
+  if (bytes.length <= MESSAGE_ID_BYTES) return [ROOT, "message", owner, messageId];
+  // A byte string is never equal to a string in a key, so a hash cannot meet a plain id.
+  return [ROOT, "message", owner, new Uint8Array(await crypto.subtle.digest("SHA-256", bytes))];
+}
 const unfinishedPrefix: Deno.KvKey = [ROOT, "unfinished"];
 const unfinishedKey = (id: string): Deno.KvKey => [ROOT, "unfinished", id];
 const pushPrefix = (taskId: string): Deno.KvKey => [ROOT, "push", taskId];
 const pushKey = (taskId: string, id: string): Deno.KvKey => [ROOT, "push", taskId, id];
 
-function split(bytes: Uint8Array): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  for (let i = 0; i < bytes.length; i += CHUNK_BYTES) out.push(bytes.subarray(i, i + CHUNK_BYTES));
-  if (out.length === 0) out.push(bytes);
+function encodeJson(value: unknown): Uint8Array {
+  return encoder.encode(JSON.stringify(value));
+}
+
+function decodeJson<T>(bytes: Uint8Array): T {
+  return JSON.parse(decoder.decode(bytes)) as T;
+}
+
+/**
+ * A slot holding a blob reference: a 0 byte, then the reference's JSON. Inline JSON never starts
+ * with a 0 byte (JSON text has no raw NUL), so the first byte tells the two apart.
+ */
+function refSlot(ref: BlobRef): Uint8Array {
+  const json = encodeJson(ref);
+  const out = new Uint8Array(json.length + 1);
+  out.set(json, 1);
   return out;
 }
 
-function join(parts: Uint8Array[]): unknown {
-  if (parts.length === 1) return JSON.parse(decoder.decode(parts[0]));
-  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    all.set(p, at);
-    at += p.length;
-  }
-  return JSON.parse(decoder.decode(all));
+function refOf(value: unknown): BlobRef | undefined {
+  if (!(value instanceof Uint8Array) || value.length === 0 || value[0] !== 0) return undefined;
+  return decodeJson<BlobRef>(value.subarray(1));
 }
 
-/** An upper bound of a key's encoded size, as Deno KV counts it against the commit limit. */
-function keyBytes(key: Deno.KvKey): number {
+/** A key's encoded size as Deno KV counts it (rounded up: strings may escape NUL bytes). */
+function keySize(key: Deno.KvKey): number {
   let n = 0;
   for (const part of key) {
-    if (typeof part === "string") n += encoder.encode(part).length * 2 + 2;
-    else if (part instanceof Uint8Array) n += part.length * 2 + 2;
-    else n += 18;
+    if (typeof part === "string") n += encoder.encode(part).length + 2;
+    else if (part instanceof Uint8Array) n += part.length + 2;
+    else if (typeof part === "bigint") n += 18;
+    else n += 9;
+    if (typeof part === "string") n += part.split("\0").length - 1;
   }
   return n;
 }
 
 /** An upper bound of a small structured value's serialized size. */
-function valueBytes(value: unknown): number {
-  return encoder.encode(JSON.stringify(value)).length * 2 + 64;
+function valueSize(value: unknown): number {
+  return value instanceof Uint8Array
+    ? value.length
+    : encoder.encode(JSON.stringify(value)).length * 2 + 64;
 }
 
-function taskTooLarge(taskId: string, bytes: number): InternalError {
-  return new InternalError(
-    `Cannot store task ${taskId}: its JSON of ${bytes} bytes exceeds the ${MAX_TASK_BYTES} ` +
-      `bytes a task can have in Deno KV`,
-  );
+/** A short random id, unique per commit: names the pieces and blobs that commit writes. */
+function newStageId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_");
 }
 
-function tooLarge(taskId: string, bytes: number, cause?: unknown): InternalError {
-  return new InternalError(
-    `Cannot store task ${taskId}: its commit of about ${bytes} bytes exceeds the ` +
-      `${MAX_COMMIT_BYTES} bytes one Deno KV atomic operation can hold`,
-    cause,
-  );
+function limitError(id: string, what: string, cause?: unknown): InternalError {
+  return new InternalError(`Cannot store task ${id}: ${what}`, cause);
+}
+
+function loggedError(id: string, seq: number): InternalError {
+  return new InternalError(`Cannot log event ${seq} of task ${id}: it is logged`);
+}
+
+/**
+ * One atomic operation being filled, and what it counts against Deno KV's limits. It is built
+ * only on commit, so that a plan can be measured first.
+ */
+class Batch {
+  readonly checks: Deno.AtomicCheck[] = [];
+  readonly sets: Write[] = [];
+  readonly deletes: Deno.KvKey[] = [];
+  bytes = 0;
+  keyBytes = 0;
+  mutations = 0;
+
+  /** Whether a mutation of this key and value size still fits. */
+  fits(key: Deno.KvKey, size: number): boolean {
+    const k = keySize(key);
+    return this.mutations < OP_MUTATIONS && this.keyBytes + k <= OP_KEY_BYTES &&
+      this.bytes + k + size <= OP_BYTES;
+  }
+
+  check(key: Deno.KvKey, versionstamp: string | null): void {
+    this.checks.push({ key, versionstamp });
+    this.#count(key, 0);
+  }
+
+  set(w: Write): void {
+    this.sets.push(w);
+    this.#count(w.key, w.size);
+    this.mutations++;
+  }
+
+  delete(key: Deno.KvKey): void {
+    this.deletes.push(key);
+    this.#count(key, 0);
+    this.mutations++;
+  }
+
+  /** Whether the operation stays within every limit. */
+  ok(): boolean {
+    return this.mutations <= OP_MUTATIONS && this.checks.length <= OP_CHECKS &&
+      this.keyBytes <= OP_KEY_BYTES && this.bytes <= OP_BYTES;
+  }
+
+  commit(kv: Deno.Kv): Promise<Deno.KvCommitResult | Deno.KvCommitError> {
+    const op = kv.atomic();
+    for (const c of this.checks) op.check(c);
+    for (const w of this.sets) op.set(w.key, w.value);
+    for (const key of this.deletes) op.delete(key);
+    return op.commit();
+  }
+
+  #count(key: Deno.KvKey, size: number): void {
+    const k = keySize(key);
+    this.keyBytes += k;
+    this.bytes += k + size;
+  }
+}
+
+/** What one commit writes, worked out from the change and the stored head before it. */
+class Plan {
+  readonly id: string;
+  readonly stage: string;
+  /** Writes under keys that earlier commits also write: they go in the final operation. */
+  readonly fixed: Write[] = [];
+  /** Writes under keys only this commit uses: in the final operation when they fit, else before. */
+  readonly movable: Write[] = [];
+  /** Blob chunks: always written before the final operation, which makes them reachable. */
+  readonly chunks: Write[] = [];
+  readonly deletes: Deno.KvKey[] = [];
+  /** What this commit makes unreachable, deleted after it. */
+  readonly garbage: Drop[] = [];
+  /** Where this commit stages writes, deleted when it does not happen. */
+  readonly staged: Drop[] = [];
+  /** The artifact heads this commit writes, by index; undefined for one too large to cache. */
+  readonly artifactHeads = new Map<number, ArtifactHead | undefined>();
+  #blobs = 0;
+
+  constructor(id: string, stage: string) {
+    this.id = id;
+    this.stage = stage;
+  }
+
+  /** Stores a value's JSON in chunks under a key prefix no other commit uses. */
+  blob(json: Uint8Array, scope: string): BlobRef {
+    const k = blobPrefix(this.id, scope, this.stage, this.#blobs++);
+    const n = Math.ceil(json.length / VALUE_BYTES);
+    for (let i = 0; i < n; i++) {
+      const value = json.subarray(i * VALUE_BYTES, (i + 1) * VALUE_BYTES);
+      this.chunks.push({ key: [...k, i], value, size: value.length });
+    }
+    return { k, n, b: json.length };
+  }
+
+  /** Encodes a slot value: its JSON inline when it fits one Deno KV value, else a blob. */
+  slot(value: unknown, scope: string): { bytes: Uint8Array; blob: boolean } {
+    const json = encodeJson(value);
+    if (json.length <= VALUE_BYTES) return { bytes: json, blob: false };
+    return { bytes: refSlot(this.blob(json, scope)), blob: true };
+  }
+
+  /** Encodes a field kept in a head: inline when small, else a blob reference. */
+  field<T>(value: T, scope: string): { inline?: T; ref?: BlobRef } {
+    const json = encodeJson(value);
+    return json.length <= FIELD_BYTES ? { inline: value } : { ref: this.blob(json, scope) };
+  }
 }
 
 /**
  * A {@linkcode TaskStore} on Deno KV: tasks, their event logs and push configs survive a restart.
  * Deno KV is unstable: run with `--unstable-kv` (or `"unstable": ["kv"]` in deno.json).
  *
- * Key layout, all under `"a2a"`:
+ * A task is stored in pieces, so that a commit writes what it changed (a status, one history
+ * message, the new parts of one artifact, one event) and costs in proportion to that, not to the
+ * task. Key layout, all under `"a2a"`, values JSON in UTF-8 unless said otherwise:
  *
- * - `["a2a", "task", taskId]`: the owner, `lastSeq`, state, context, status timestamp and the
- *   number of chunks of the task's JSON;
- * - `["a2a", "task_chunk", taskId, i]`: the task's JSON (UTF-8) in pieces of at most 64 KiB,
- *   the most a Deno KV value can hold;
- * - `["a2a", "events", taskId, seq, i]`: the event log, one event per `seq` (usually one piece
- *   `i = 0`), so a replay after a `seq` is one range read;
+ * - `["a2a", "head", taskId]`: owner, `lastSeq`, state, context, status (inline up to 16 KiB),
+ *   the task's other fields, the generation `gen` of its pieces and how many messages and
+ *   artifacts it has. Every commit rewrites it, checked against its versionstamp.
+ * - `["a2a", "msg", taskId, gen, i]`: history messages from position `i` (a JSON array, usually
+ *   of one message); `get` with `historyLength: n` reads the last `n` of them only.
+ * - `["a2a", "art", taskId, gen, i]`: artifact `i` without its parts, and which parts it has.
+ * - `["a2a", "part", taskId, gen, s, k, j]`: that artifact's parts from position `j` (a JSON
+ *   array: what one commit appended). `s, k` name one version: a replaced artifact gets new ones,
+ *   so its old parts are unreachable at once.
+ * - `["a2a", "event", taskId, seq]`: the event log, append-only; a replay is one range read.
+ * - `["a2a", "blob", taskId, scope, stage, n, i]`: a value over 64 KiB (the most one Deno KV value
+ *   holds) in 64 KiB chunks, under ids of the commit that wrote it; a piece holds a reference.
+ * - `["a2a", "gc", taskId, stage]`: what a commit staged, or what it made unreachable.
  * - `["a2a", "by_owner", owner, statusTimestamp, taskId]`: the listing index, with the context
- *   and state for the filters; `list` reads it newest first and pages by key;
- * - `["a2a", "unfinished", taskId]`: tasks in SUBMITTED or WORKING, for recovery at start;
+ *   and state for the filters; `list` reads it newest first and pages by key.
+ * - `["a2a", "message", owner, messageId]`: where each user message is in its task's history,
+ *   for `findMessage` (an id over 512 bytes by its SHA-256).
+ * - `["a2a", "unfinished", taskId]`: tasks in SUBMITTED or WORKING, for recovery at start.
  * - `["a2a", "push", taskId, configId]`: push notification configs.
  *
- * Size limits. A task's JSON can be at most 576 KiB (589 824 bytes: nine chunks, so that `get`
- * reads the head and every chunk in one consistent `getMany` of ten keys). Each `commit` is one
- * atomic operation (task, chunks, index entries and event together), which Deno KV caps at
- * 819 200 bytes of keys and values (and 1000 mutations; a commit makes a few dozen at most), so the
- * task's JSON plus the JSON of the event committed with it must also stay under that: a task's
- * first event is a snapshot of it, so the first message of a task can be at most about 400 KiB.
- * Beyond either limit `commit` throws an {@linkcode InternalError} and the task keeps its
- * previous state; in the task core, the agent's event is refused and the task ends FAILED. Every
- * commit rewrites the whole task, so very large tasks are also slow ones.
+ * Large values and atomicity. No value, event or commit has a size limit of its own: a value
+ * larger than 64 KiB goes to a blob, written in preliminary atomic operations (each under Deno KV's
+ * 800 KiB and 1000 mutations) before the final one, which writes the head, the event and the
+ * pieces' references together. Until then the blob is unreachable, so a reader sees a commit whole
+ * or not at all. The final operation checks the head's versionstamp: a seq is logged once, and two
+ * writers cannot interleave one task's log; a commit whose `lastSeq` is behind the stored one is
+ * refused, so the head never falls behind its log. The store keeps in memory the heads it wrote
+ * last (1000 tasks at most), so that an event usually costs that one operation and no read; the
+ * versionstamp check catches a head another writer changed, which is then read. A read takes the
+ * head and the artifact heads from one
+ * snapshot (`getMany`) and the rest from pieces that are never rewritten; when it meets a piece that
+ * a later commit deleted, it reads again.
+ *
+ * Leftovers. A commit that stages blobs first writes a `gc` entry saying where; the final
+ * operation removes it, or turns it into the list of what the commit made unreachable (a replaced
+ * artifact's parts, the blob of an overwritten status), which the commit then deletes in batches
+ * before it returns. Deletion is best effort: when it fails, or the process dies before it, the
+ * data stays unreachable and the entry stays. `unfinished()` (called by `TaskManager.recover()` at
+ * start) sweeps every entry this store is not working on: run it when no other process is
+ * committing to the database (a commit whose staging it sweeps starts over).
+ *
+ * Limits that remain: a key (task id, owner, timestamp) of at most 2 KiB, and a head (owner,
+ * context id, timestamp) of at most 64 KiB; beyond them `commit` throws an
+ * {@linkcode InternalError} and the task keeps its previous state. A task's other fields
+ * (`metadata`) are written when it is created only. The layout is not the one of earlier versions,
+ * whose tasks this store does not read.
  *
  * @example Keep tasks in Deno KV
  * ```ts
@@ -157,6 +423,7 @@ function tooLarge(taskId: string, bytes: number, cause?: unknown): InternalError
  *   store,
  *   executor: {
  *     async execute(_ctx, events) {
+ *       await events.artifact({ artifactId: "a", parts: [{ text: "x".repeat(200_000) }] });
  *       await events.status("TASK_STATE_COMPLETED");
  *     },
  *   },
@@ -164,8 +431,11 @@ function tooLarge(taskId: string, bytes: number, cause?: unknown): InternalError
  * const { task } = await manager.sendMessage("alice", {
  *   message: { messageId: "m1", role: "ROLE_USER", parts: [{ text: "hi" }] },
  * });
- * assert.equal((await store.get(task!.id))?.task.status.state, "TASK_STATE_COMPLETED");
- * assert.equal((await store.events(task!.id, 0)).length, 2);
+ * const stored = await store.get(task!.id, { historyLength: 1, artifacts: false });
+ * assert.equal(stored?.task.status.state, "TASK_STATE_COMPLETED");
+ * assert.equal(stored?.task.artifacts, undefined);
+ * assert.equal((await store.get(task!.id))?.task.artifacts?.[0]?.parts[0]?.text?.length, 200_000);
+ * assert.equal((await store.events(task!.id, 0)).length, 3);
  * await manager.close();
  * store.close();
  * ```
@@ -173,6 +443,10 @@ function tooLarge(taskId: string, bytes: number, cause?: unknown): InternalError
 export class KvTaskStore implements TaskStore, Disposable {
   #kv: Deno.Kv;
   #closed = false;
+  /** Stage ids of this store's commits in progress, which a sweep leaves alone. */
+  #busy = new Set<string>();
+  /** The heads this store wrote last, least recently written first. */
+  #known = new Map<string, Known>();
 
   /**
    * Opens a Deno KV database and makes a store on it.
@@ -198,120 +472,118 @@ export class KvTaskStore implements TaskStore, Disposable {
     this.#kv = kv;
   }
 
-  /** Reads a task, with one consistent read (two when it has more than one chunk). */
-  async get(taskId: string): Promise<TaskRecord | undefined> {
-    let [head, ...chunks] = await this.#kv.getMany<[TaskHead, ...Uint8Array[]]>([
-      taskKey(taskId),
-      chunkKey(taskId, 0),
-    ]);
-    if (head?.value && head.value.chunks > 1) {
-      // Read the head again with every chunk in one snapshot: never pieces of two versions.
-      const keys: [Deno.KvKey, ...Deno.KvKey[]] = [taskKey(taskId)];
-      for (let i = 0; i < MAX_CHUNKS; i++) keys.push(chunkKey(taskId, i));
-      [head, ...chunks] = await this.#kv.getMany<[TaskHead, ...Uint8Array[]]>(keys);
+  /**
+   * Reads a task, or the part of it a view asks for: the head, then only the messages and
+   * artifacts the view returns.
+   */
+  async get(taskId: string, view: TaskView = {}): Promise<TaskRecord | undefined> {
+    for (let attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
+      const read = await this.#read(taskId, view);
+      if (read !== STALE) return read;
     }
-    if (!head?.value) return undefined;
-    const parts = chunks.slice(0, head.value.chunks).map((c) => c.value);
-    if (parts.length !== head.value.chunks || parts.some((p) => p === null)) {
-      throw new InternalError(`Cannot read task ${taskId}: a chunk of it is missing`);
-    }
-    return {
-      owner: head.value.owner,
-      lastSeq: head.value.lastSeq,
-      task: join(parts as Uint8Array[]) as TaskRecord["task"],
-    };
+    throw new InternalError(`Cannot read task ${taskId}: it kept changing while it was read`);
   }
 
-  /** Saves a task and appends its event, in one atomic operation. */
-  async commit(record: TaskRecord, event?: StreamEvent): Promise<void> {
-    const task = record.task;
-    const id = task.id;
-    const body = encoder.encode(JSON.stringify(task));
-    if (body.length > MAX_TASK_BYTES) throw taskTooLarge(id, body.length);
-    const chunks = split(body);
-    const eventChunks = event ? split(encoder.encode(JSON.stringify(event))) : [];
-    const timestamp = task.status.timestamp ?? "";
-    const head: TaskHead = {
-      owner: record.owner,
-      lastSeq: record.lastSeq,
-      contextId: task.contextId,
-      state: task.status.state,
-      timestamp,
-      chunks: chunks.length,
-    };
-    const entry: IndexEntry = { contextId: task.contextId, state: task.status.state };
-    for (let attempt = 0; attempt < 10; attempt++) {
-      const old = await this.#kv.get<TaskHead>(taskKey(id));
-      const op = this.#kv.atomic().check(old);
-      let bytes = keyBytes(taskKey(id));
-      const set = (key: Deno.KvKey, value: unknown, size: number) => {
-        op.set(key, value);
-        bytes += keyBytes(key) + size;
-      };
-      const del = (key: Deno.KvKey) => {
-        op.delete(key);
-        bytes += keyBytes(key);
-      };
-      set(taskKey(id), head, valueBytes(head));
-      chunks.forEach((c, i) => set(chunkKey(id, i), c, c.length));
-      for (let i = chunks.length; i < (old.value?.chunks ?? 0); i++) del(chunkKey(id, i));
-      if (old.value && (old.value.owner !== record.owner || old.value.timestamp !== timestamp)) {
-        del(ownerKey(old.value.owner, old.value.timestamp, id));
+  /**
+   * Saves a task's change and appends its event: blobs first, then one atomic operation that
+   * makes the head, the event and the new pieces visible together.
+   */
+  async commit(record: TaskRecord, change: TaskChange): Promise<void> {
+    const id = record.task.id;
+    const event = change.event;
+    // What this store wrote last saves reading it again; the final check on the head's
+    // versionstamp catches a cache that another writer made stale, and then it is read.
+    let known = this.#known.get(id);
+    for (let attempt = 0; attempt < COMMIT_ATTEMPTS; attempt++) {
+      let versionstamp: string | null;
+      let old: Head | undefined;
+      if (known) ({ versionstamp, head: old } = known);
+      else {
+        const entry = await this.#kv.get<Uint8Array>(headKey(id));
+        versionstamp = entry.versionstamp;
+        old = entry.value ? decodeJson<Head>(entry.value) : undefined;
       }
-      set(ownerKey(record.owner, timestamp, id), entry, valueBytes(entry));
-      if (isUnfinishedState(task.status.state)) {
-        set(unfinishedKey(id), record.owner, valueBytes(record.owner));
-      } else del(unfinishedKey(id));
-      if (event) {
-        // The log is append-only: a seq is written once.
-        op.check({ key: eventKey(id, event.seq, 0), versionstamp: null });
-        bytes += keyBytes(eventKey(id, event.seq, 0));
-        eventChunks.forEach((c, i) => set(eventKey(id, event.seq, i), c, c.length));
+      // A cached lastSeq can only be behind the stored one, so both refusals hold for both.
+      if (event && old && event.seq <= old.lastSeq) throw loggedError(id, event.seq);
+      if (old && record.lastSeq < old.lastSeq) {
+        // A state older than the stored one would put the head behind its own log.
+        throw new InternalError(
+          `Cannot store task ${id}: its state at seq ${record.lastSeq} is older than the ` +
+            `stored one at seq ${old.lastSeq}`,
+        );
       }
-      if (bytes > MAX_COMMIT_BYTES) throw tooLarge(id, bytes);
-      let result: Deno.KvCommitResult | Deno.KvCommitError;
+      const plan = new Plan(id, newStageId());
+      const head = await this.#plan(plan, record, change, old, known);
+      this.#busy.add(plan.stage);
       try {
-        result = await op.commit();
-      } catch (err) {
-        if (err instanceof TypeError && /too large/i.test(err.message)) {
-          throw tooLarge(id, bytes, err);
+        const written = await this.#write(plan, head, versionstamp, event);
+        if (written !== undefined) {
+          this.#remember(id, written, head, plan, known);
+          if (plan.garbage.length > 0) await this.#dropQuietly(plan.stage, id, plan.garbage);
+          return;
         }
+      } catch (err) {
+        this.#known.delete(id);
         throw err;
+      } finally {
+        this.#busy.delete(plan.stage);
       }
-      if (result.ok) return;
-      if (event && (await this.#kv.get(eventKey(id, event.seq, 0))).versionstamp !== null) {
-        throw new InternalError(`Cannot log event ${event.seq} of task ${id}: it is logged`);
+      // Another writer changed the task since we read or wrote it: redo on its state, unless it
+      // logged this seq (then the head may say so only after the retry, or never, if it
+      // fell behind its log).
+      this.#known.delete(id);
+      known = undefined;
+      if (event && (await this.#kv.get([...eventPrefix(id), event.seq])).versionstamp !== null) {
+        throw loggedError(id, event.seq);
       }
-      // Another writer changed the task between our read and our commit: redo with its state.
     }
     throw new InternalError(`Cannot store task ${id}: it kept changing under other writers`);
+  }
+
+  /**
+   * Finds a user's message by its id, from the message index: the entry, then the task's head and
+   * the history slot in one snapshot, so that only a committed message is found.
+   */
+  async findMessage(owner: string, messageId: string): Promise<StoredMessage | undefined> {
+    const entry = await this.#kv.get<Uint8Array>(await messageKey(owner, messageId));
+    if (!entry.value) return undefined;
+    const at = decodeJson<MessageEntry>(entry.value);
+    const [head, slot] = await this.#kv.getMany<[Uint8Array, Uint8Array]>([
+      headKey(at.t),
+      [...msgPrefix(at.t, at.g), at.i],
+    ]);
+    if (!head?.value || !slot?.value) return undefined;
+    const h = decodeJson<Head>(head.value);
+    // An entry that a commit wrote but did not finish, or of pieces replaced since, is no answer.
+    if (h.owner !== owner || h.gen !== at.g || at.i >= h.hc) return undefined;
+    const messages = await this.#slot<Message[]>(slot.value);
+    const message = messages === STALE ? undefined : messages[at.o];
+    return message?.messageId === messageId ? { taskId: at.t, message } : undefined;
   }
 
   /** Reads logged events after a sequence number, with one range read. */
   async events(taskId: string, afterSeq: number): Promise<StreamEvent[]> {
     const out: StreamEvent[] = [];
-    let seq: number | undefined;
-    let parts: Uint8Array[] = [];
     const rows = this.#kv.list<Uint8Array>({
       prefix: eventPrefix(taskId),
       start: [...eventPrefix(taskId), Math.max(0, Math.floor(afterSeq)) + 1],
-    });
+    }, { batchSize: 500 });
     for await (const row of rows) {
-      const rowSeq = row.key[3] as number;
-      if (seq !== undefined && rowSeq !== seq) {
-        out.push(join(parts) as StreamEvent);
-        parts = [];
+      const event = await this.#slot<StreamEvent>(row.value);
+      if (event === STALE) {
+        throw new InternalError(
+          `Cannot read event ${String(row.key[3])} of task ${taskId}: a chunk is missing`,
+        );
       }
-      seq = rowSeq;
-      parts.push(row.value);
+      out.push(event);
     }
-    if (parts.length > 0) out.push(join(parts) as StreamEvent);
     return out;
   }
 
   /**
    * Lists a user's tasks, newest first, from the owner index: it reads the user's index keys
-   * (not their tasks, and nothing of other users) to filter and count, then the page's tasks.
+   * (not their tasks, and nothing of other users) to filter and count, then the page's tasks,
+   * whole, or with `query.view` when the caller passes one (the task core trims them anyway).
    */
   async list(owner: string, query: TaskQuery): Promise<TaskPage> {
     let cursor: [string, string] | undefined;
@@ -341,7 +613,7 @@ export class KvTaskStore implements TaskStore, Disposable {
       else more = true;
     }
     const records: TaskRecord[] = [];
-    for (const r of await Promise.all(page.map((p) => this.get(p.id)))) {
+    for (const r of await Promise.all(page.map((p) => this.get(p.id, query.view)))) {
       if (r) records.push(r);
     }
     const last = page.at(-1);
@@ -386,8 +658,13 @@ export class KvTaskStore implements TaskStore, Disposable {
     return result.ok;
   }
 
-  /** Lists the tasks left SUBMITTED or WORKING, from the `unfinished` index. */
+  /**
+   * Lists the tasks left SUBMITTED or WORKING, from the `unfinished` index. First it sweeps what
+   * dead commits left behind: staged blobs that never became reachable, and pieces that a commit
+   * made unreachable but did not get to delete.
+   */
   async unfinished(): Promise<TaskRecord[]> {
+    await this.#sweep();
     const ids: string[] = [];
     for await (const row of this.#kv.list({ prefix: unfinishedPrefix })) {
       ids.push(row.key[2] as string);
@@ -409,5 +686,585 @@ export class KvTaskStore implements TaskStore, Disposable {
   /** Same as `close()`. */
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Writing
+
+  /** Keeps what a commit wrote, for the next commit of the task; at most KNOWN_TASKS tasks. */
+  #remember(id: string, versionstamp: string, head: Head, plan: Plan, known?: Known): void {
+    this.#known.delete(id);
+    if (encodeJson(head).length > KNOWN_BYTES) return;
+    const artifacts = known && known.head.gen === head.gen ? known.artifacts : new Map();
+    for (const [i, a] of plan.artifactHeads) {
+      // Deleted first so that the map stays in the order of writing, oldest first.
+      artifacts.delete(i);
+      if (a) artifacts.set(i, a);
+    }
+    for (const i of artifacts.keys()) {
+      if (artifacts.size <= KNOWN_ARTIFACTS) break;
+      artifacts.delete(i);
+    }
+    this.#known.set(id, { versionstamp, head, artifacts });
+    for (const key of this.#known.keys()) {
+      if (this.#known.size <= KNOWN_TASKS) break;
+      this.#known.delete(key);
+    }
+  }
+
+  /** Works out the writes of one commit into `plan`, and returns the new head. */
+  async #plan(
+    plan: Plan,
+    record: TaskRecord,
+    change: TaskChange,
+    old: Head | undefined,
+    known: Known | undefined,
+  ): Promise<Head> {
+    const task = record.task;
+    const id = task.id;
+    const fresh = old === undefined || change.created === true;
+    const gen = fresh ? plan.stage : old.gen;
+    const ver = (old?.ver ?? 0) + 1;
+    const timestamp = task.status.timestamp ?? "";
+    const head: Head = {
+      owner: record.owner,
+      lastSeq: record.lastSeq,
+      ver,
+      contextId: task.contextId,
+      state: task.status.state,
+      timestamp,
+      gen,
+      hc: fresh ? task.history?.length ?? 0 : old.hc,
+      ac: fresh ? task.artifacts?.length ?? 0 : old.ac,
+      hh: task.history !== undefined || (!fresh && old.hh),
+      ha: task.artifacts !== undefined || (!fresh && old.ha),
+    };
+    const status = plan.field(task.status, gen);
+    if (status.ref) head.statusRef = status.ref;
+    else head.status = task.status;
+    if (old?.statusRef) plan.garbage.push({ b: old.statusRef });
+
+    if (fresh) {
+      const { id: _id, contextId: _c, status: _s, history, artifacts, ...rest } = task;
+      if (Object.keys(rest).length > 0) {
+        const field = plan.field(rest, gen);
+        if (field.ref) head.restRef = field.ref;
+        else head.rest = rest;
+      }
+      // One message per slot, so that reading the last few reads only those.
+      for (const [i, m] of (history ?? []).entries()) {
+        const slot = plan.slot([m], gen);
+        plan.movable.push({
+          key: [...msgPrefix(id, gen), i],
+          value: slot.bytes,
+          size: slot.bytes.length,
+        });
+        // Staged with the slots when they are many: findMessage checks the head, so an entry is
+        // found only once its commit is.
+        if (m.role === "ROLE_USER") {
+          plan.movable.push(await this.#messageWrite(record.owner, m, { t: id, g: gen, i, o: 0 }));
+        }
+      }
+      (artifacts ?? []).forEach((a, i) => this.#planArtifact(plan, gen, ver, i, a, plan.movable));
+      plan.staged.push(
+        { p: msgPrefix(id, gen) },
+        { p: artPrefix(id, gen) },
+        { p: [ROOT, "part", id, gen] },
+        { p: [ROOT, "blob", id, gen] },
+      );
+      if (old) {
+        // Created again over an existing task: its earlier pieces go, its log stays.
+        plan.garbage.push(
+          { p: msgPrefix(id, old.gen) },
+          { p: artPrefix(id, old.gen) },
+          { p: [ROOT, "part", id, old.gen] },
+          { p: [ROOT, "blob", id, old.gen] },
+        );
+      }
+    } else {
+      if (old.restRef) head.restRef = old.restRef;
+      else if (old.rest) head.rest = old.rest;
+      const appended = change.historyAppended ?? 0;
+      if (appended > 0) {
+        const history = task.history ?? [];
+        if (appended > history.length) {
+          throw limitError(id, `${appended} messages appended to a history of ${history.length}`);
+        }
+        const added = history.slice(history.length - appended);
+        const slot = plan.slot(added, gen);
+        plan.fixed.push({
+          key: [...msgPrefix(id, gen), old.hc],
+          value: slot.bytes,
+          size: slot.bytes.length,
+        });
+        for (const [o, m] of added.entries()) {
+          if (m.role !== "ROLE_USER") continue;
+          plan.fixed.push(
+            await this.#messageWrite(record.owner, m, { t: id, g: gen, i: old.hc, o }),
+          );
+        }
+        head.hc = old.hc + appended;
+      }
+      if (change.artifact) {
+        await this.#planChange(plan, task, old, head, change.artifact, known);
+      }
+      plan.staged.push({ p: [ROOT, "blob", id, gen, plan.stage] });
+    }
+
+    if (change.event) {
+      const slot = plan.slot(change.event, LOG_SCOPE);
+      plan.fixed.push({
+        key: [...eventPrefix(id), change.event.seq],
+        value: slot.bytes,
+        size: slot.bytes.length,
+      });
+      plan.staged.push({ p: [ROOT, "blob", id, LOG_SCOPE, plan.stage] });
+    }
+
+    // The indexes, written only when what they hold changed.
+    const entry: IndexEntry = { contextId: task.contextId, state: task.status.state };
+    const ownerEntry = {
+      key: ownerKey(record.owner, timestamp, id),
+      value: entry,
+      size: valueSize(entry),
+    };
+    if (!old || old.owner !== record.owner || old.timestamp !== timestamp) {
+      if (old) plan.deletes.push(ownerKey(old.owner, old.timestamp, id));
+      plan.fixed.push(ownerEntry);
+    } else if (old.state !== head.state || old.contextId !== head.contextId) {
+      plan.fixed.push(ownerEntry);
+    }
+    const unfinished = isUnfinishedState(head.state);
+    const wasUnfinished = old !== undefined && isUnfinishedState(old.state);
+    if (unfinished && (!wasUnfinished || old.owner !== record.owner)) {
+      plan.fixed.push({
+        key: unfinishedKey(id),
+        value: record.owner,
+        size: valueSize(record.owner),
+      });
+    } else if (!unfinished && wasUnfinished) {
+      plan.deletes.push(unfinishedKey(id));
+    }
+    return head;
+  }
+
+  async #messageWrite(owner: string, message: Message, at: MessageEntry): Promise<Write> {
+    const value = encodeJson(at);
+    return { key: await messageKey(owner, message.messageId), value, size: value.length };
+  }
+
+  /** Plans the artifact of a non-creating commit: a new, replaced or appended-to artifact. */
+  async #planChange(
+    plan: Plan,
+    task: Task,
+    old: Head,
+    head: Head,
+    change: { index: number; fromPart: number },
+    known: Known | undefined,
+  ): Promise<void> {
+    const id = task.id;
+    const { index, fromPart } = change;
+    const artifact = task.artifacts?.[index];
+    if (!artifact) {
+      throw limitError(id, `the change names artifact ${index}, which it does not have`);
+    }
+    if (index > old.ac) {
+      throw limitError(id, `artifact ${index} would leave a gap after the ${old.ac} stored`);
+    }
+    let prev = index < old.ac ? known?.artifacts.get(index) : undefined;
+    if (index < old.ac && !prev) {
+      const entry = await this.#kv.get<Uint8Array>([...artPrefix(id, old.gen), index]);
+      if (!entry.value) throw limitError(id, `artifact ${index} is missing from the store`);
+      prev = decodeJson<ArtifactHead>(entry.value);
+      // The artifact head is read outside the head's snapshot: the final check on the head's
+      // versionstamp makes sure no commit came between.
+    }
+    if (fromPart === 0) {
+      if (prev) {
+        if (prev.g === 1 && !prev.x) {
+          // The common case, one inline slot: deleted in the commit itself.
+          plan.deletes.push([...partPrefix(id, old.gen, prev.s, prev.k), 0]);
+        } else plan.garbage.push({ p: partPrefix(id, old.gen, prev.s, prev.k) });
+        if (prev.fRef) plan.garbage.push({ b: prev.fRef });
+      }
+      this.#planArtifact(plan, old.gen, head.ver, index, artifact, plan.fixed);
+    } else {
+      if (!prev || prev.n !== fromPart) {
+        throw limitError(
+          id,
+          `artifact ${index} is appended to from part ${fromPart}, but the store has ${
+            prev?.n ?? 0
+          } parts of it`,
+        );
+      }
+      if (prev.fRef) plan.garbage.push({ b: prev.fRef });
+      const slot = plan.slot(artifact.parts.slice(fromPart), old.gen);
+      plan.fixed.push({
+        key: [...partPrefix(id, old.gen, prev.s, prev.k), fromPart],
+        value: slot.bytes,
+        size: slot.bytes.length,
+      });
+      plan.fixed.push(this.#artifactHead(plan, old.gen, head.ver, index, artifact, {
+        s: prev.s,
+        k: prev.k,
+        n: artifact.parts.length,
+        g: prev.g + 1,
+        x: prev.x || slot.blob,
+      }));
+    }
+    head.ac = Math.max(old.ac, index + 1);
+  }
+
+  /**
+   * Plans a whole artifact under new part ids (this commit's stage id and the artifact's
+   * index): its head into `into`, and its parts in one slot.
+   */
+  #planArtifact(
+    plan: Plan,
+    gen: string,
+    ver: number,
+    index: number,
+    artifact: Artifact,
+    into: Write[],
+  ): void {
+    const slot = plan.slot(artifact.parts, gen);
+    const parts = partPrefix(plan.id, gen, plan.stage, index);
+    // Parts under this commit's stage id are new keys: they can be staged with the blobs.
+    plan.movable.push({ key: [...parts, 0], value: slot.bytes, size: slot.bytes.length });
+    into.push(this.#artifactHead(plan, gen, ver, index, artifact, {
+      s: plan.stage,
+      k: index,
+      n: artifact.parts.length,
+      g: 1,
+      x: slot.blob,
+    }));
+    if (into !== plan.movable) plan.staged.push({ p: parts });
+  }
+
+  #artifactHead(
+    plan: Plan,
+    gen: string,
+    ver: number,
+    index: number,
+    artifact: Artifact,
+    where: Omit<ArtifactHead, "f" | "fRef" | "w">,
+  ): Write {
+    const { parts: _, ...fields } = artifact;
+    const value: ArtifactHead = { ...where, w: ver };
+    const field = plan.field(fields, gen);
+    if (field.ref) value.fRef = field.ref;
+    else value.f = fields;
+    const bytes = encodeJson(value);
+    plan.artifactHeads.set(index, bytes.length <= KNOWN_BYTES ? value : undefined);
+    return { key: [...artPrefix(plan.id, gen), index], value: bytes, size: bytes.length };
+  }
+
+  /**
+   * Writes a plan: staged batches, then the final operation. Returns the head's new
+   * versionstamp, or undefined when the head or the staging entry changed meanwhile (another
+   * writer, or a sweep), having undone the staging.
+   */
+  async #write(
+    plan: Plan,
+    head: Head,
+    headVersionstamp: string | null,
+    event: StreamEvent | undefined,
+  ): Promise<string | undefined> {
+    const id = plan.id;
+    const headBytes = encodeJson(head);
+    if (headBytes.length > VALUE_BYTES) {
+      throw limitError(
+        id,
+        `its head of ${headBytes.length} bytes (owner, context id, timestamp) exceeds the ` +
+          `${VALUE_BYTES} bytes one Deno KV value can hold`,
+      );
+    }
+    const headWrite: Write = { key: headKey(id), value: headBytes, size: headBytes.length };
+    for (const w of [headWrite, ...plan.fixed, ...plan.movable, ...plan.chunks.slice(0, 1)]) {
+      const size = keySize(w.key);
+      if (size > KEY_BYTES) {
+        throw limitError(
+          id,
+          `a key of ${size} bytes exceeds the ${KEY_BYTES} bytes Deno KV allows`,
+        );
+      }
+    }
+
+    const gc = gcKey(id, plan.stage);
+    const final = (withMovable: boolean, gcVersionstamp: string | null | undefined): Batch => {
+      const b = new Batch();
+      b.check(headKey(id), headVersionstamp);
+      if (event) b.check([...eventPrefix(id), event.seq], null);
+      if (gcVersionstamp !== undefined) b.check(gc, gcVersionstamp);
+      b.set(headWrite);
+      for (const w of plan.fixed) b.set(w);
+      if (withMovable) { for (const w of plan.movable) b.set(w); }
+      for (const key of plan.deletes) b.delete(key);
+      if (plan.garbage.length > 0) {
+        const value = encodeJson({ at: Date.now(), drop: plan.garbage } satisfies GcEntry);
+        b.set({ key: gc, value, size: value.length });
+      } else if (gcVersionstamp !== undefined) b.delete(gc);
+      return b;
+    };
+
+    // Stage what does not fit the final operation: always the blobs, and the new pieces of a
+    // created task when there are too many for one operation.
+    let stagedWrites = plan.chunks;
+    if (!final(true, plan.chunks.length > 0 ? null : undefined).ok()) {
+      stagedWrites = [...plan.chunks, ...plan.movable];
+    }
+    const stagesMovable = stagedWrites !== plan.chunks;
+    let gcVersionstamp: string | undefined;
+    if (stagedWrites.length > 0) {
+      const entry = encodeJson({ at: Date.now(), drop: plan.staged } satisfies GcEntry);
+      try {
+        gcVersionstamp = await this.#stage(gc, entry, stagedWrites);
+      } catch (err) {
+        await this.#dropQuietly(plan.stage, id, plan.staged);
+        throw this.#sizeError(id, err);
+      }
+      if (gcVersionstamp === undefined) {
+        await this.#dropQuietly(plan.stage, id, plan.staged);
+        return undefined;
+      }
+    }
+    const op = final(!stagesMovable, gcVersionstamp);
+    if (!op.ok()) {
+      if (gcVersionstamp !== undefined) await this.#dropQuietly(plan.stage, id, plan.staged);
+      throw limitError(
+        id,
+        `its final commit of about ${op.bytes} bytes in ${op.mutations} mutations exceeds what ` +
+          `one Deno KV atomic operation can hold (819200 bytes, 1000 mutations)`,
+      );
+    }
+    let result: Deno.KvCommitResult | Deno.KvCommitError;
+    try {
+      result = await op.commit(this.#kv);
+    } catch (err) {
+      if (gcVersionstamp !== undefined) await this.#dropQuietly(plan.stage, id, plan.staged);
+      throw this.#sizeError(id, err);
+    }
+    if (result.ok) return result.versionstamp;
+    if (gcVersionstamp !== undefined) await this.#dropQuietly(plan.stage, id, plan.staged);
+    return undefined;
+  }
+
+  /**
+   * Writes staged data in batches, the first with the `gc` entry that says where it is; each
+   * later batch checks that entry, so that after a sweep claimed it nothing more lands.
+   *
+   * @returns The entry's versionstamp, for the final operation to check; undefined when a sweep
+   * claimed the entry meanwhile.
+   */
+  async #stage(gc: Deno.KvKey, entry: Uint8Array, writes: Write[]): Promise<string | undefined> {
+    let versionstamp: string | null = null;
+    let i = 0;
+    while (i < writes.length) {
+      const b = new Batch();
+      b.check(gc, versionstamp);
+      if (versionstamp === null) b.set({ key: gc, value: entry, size: entry.length });
+      // Every write fits an operation of its own (values are at most 64 KiB), so this advances.
+      do b.set(writes[i++]!); while (i < writes.length && b.fits(writes[i]!.key, writes[i]!.size));
+      const result = await b.commit(this.#kv);
+      if (!result.ok) return undefined;
+      versionstamp ??= result.versionstamp;
+    }
+    return versionstamp ?? undefined;
+  }
+
+  #sizeError(id: string, err: unknown): unknown {
+    if (err instanceof TypeError && /too large|too many/i.test(err.message)) {
+      return limitError(id, `Deno KV refused the commit (${err.message})`, err);
+    }
+    return err;
+  }
+
+  /** Deletes what a `gc` entry lists, then the entry; failures leave them for the next sweep. */
+  async #dropQuietly(stage: string, id: string, drops: Drop[]): Promise<void> {
+    try {
+      await this.#drop(stage, id, drops);
+    } catch {
+      // Best effort: the entry stays, and unfinished() sweeps it.
+    }
+  }
+
+  async #drop(stage: string, id: string, drops: Drop[]): Promise<void> {
+    let batch = new Batch();
+    const flush = async () => {
+      if (batch.mutations > 0) await batch.commit(this.#kv);
+      batch = new Batch();
+    };
+    const remove = async (key: Deno.KvKey) => {
+      if (!batch.fits(key, 0)) await flush();
+      batch.delete(key);
+    };
+    for (const d of drops) {
+      if ("b" in d) {
+        for (let i = 0; i < d.b.n; i++) await remove([...d.b.k, i]);
+        continue;
+      }
+      for await (const row of this.#kv.list({ prefix: d.p }, { batchSize: 100 })) {
+        await remove(row.key);
+        const ref = refOf(row.value);
+        if (ref) { for (let i = 0; i < ref.n; i++) await remove([...ref.k, i]); }
+      }
+    }
+    await remove(gcKey(id, stage));
+    await flush();
+  }
+
+  /**
+   * Deletes what dead commits left: for each `gc` entry no commit of this store is working on,
+   * it first rewrites the entry (so that a commit still staging under it fails its check and
+   * starts over), then deletes what it lists, then the entry.
+   */
+  async #sweep(): Promise<number> {
+    const entries: Deno.KvEntry<Uint8Array>[] = [];
+    for await (const row of this.#kv.list<Uint8Array>({ prefix: gcPrefix })) entries.push(row);
+    let swept = 0;
+    for (const row of entries) {
+      const id = row.key[2] as string;
+      const stage = row.key[3] as string;
+      if (this.#busy.has(stage)) continue;
+      const claim = await this.#kv.atomic().check(row).set(row.key, row.value).commit();
+      if (!claim.ok) continue; // its commit finished meanwhile, and deals with it
+      await this.#dropQuietly(stage, id, decodeJson<GcEntry>(row.value).drop);
+      swept++;
+    }
+    return swept;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Reading
+
+  /** One attempt at a consistent read; STALE when a piece it needed was deleted meanwhile. */
+  async #read(id: string, view: TaskView): Promise<TaskRecord | undefined | Stale> {
+    const entry = await this.#kv.get<Uint8Array>(headKey(id));
+    if (entry.value === null) return undefined;
+    let head = decodeJson<Head>(entry.value);
+    let artifactHeads: ArtifactHead[] = [];
+    if (view.artifacts !== false && head.ha && head.ac > 0) {
+      const heads = await this.#artifactHeads(id, head);
+      if (heads === STALE) return STALE;
+      [head, artifactHeads] = heads;
+    }
+    const wantHistory = !head.hh || view.historyLength === 0
+      ? undefined
+      : Math.min(head.hc, Math.max(0, view.historyLength ?? head.hc));
+    const [status, rest, history, artifacts] = await Promise.all([
+      head.statusRef ? this.#blobJson<TaskStatus>(head.statusRef) : head.status!,
+      head.restRef ? this.#blobJson<Record<string, unknown>>(head.restRef) : head.rest ?? {},
+      wantHistory === undefined ? undefined : this.#history(id, head, wantHistory),
+      Promise.all(artifactHeads.map((a) => this.#artifact(id, head.gen, a))),
+    ]);
+    if (status === STALE || rest === STALE || history === STALE) return STALE;
+    const task: Task = { id, contextId: head.contextId, status, ...rest };
+    if (history !== undefined) task.history = history;
+    if (view.artifacts !== false && head.ha) {
+      const list: Artifact[] = [];
+      for (const a of artifacts) {
+        if (a === STALE) return STALE;
+        list.push(a);
+      }
+      task.artifacts = list;
+    }
+    return { owner: head.owner, lastSeq: head.lastSeq, task };
+  }
+
+  /**
+   * Reads the artifact heads with the task head they belong to. The last nine come in one
+   * `getMany` with the head, one snapshot; the others (of a task with more than nine artifacts)
+   * are read after it and must not have been written by a later commit.
+   */
+  async #artifactHeads(id: string, first: Head): Promise<[Head, ArtifactHead[]] | Stale> {
+    const tail = Math.max(0, first.ac - (GET_MANY_KEYS - 1));
+    const keys: Deno.KvKey[] = [headKey(id)];
+    for (let i = tail; i < first.ac; i++) keys.push([...artPrefix(id, first.gen), i]);
+    const [h, ...rows] = await this.#kv.getMany<Uint8Array[]>(keys);
+    if (!h?.value) return STALE;
+    const head = decodeJson<Head>(h.value);
+    // The keys asked for are right as long as the generation and the count are.
+    if (head.gen !== first.gen || head.ac !== first.ac) return STALE;
+    const out: ArtifactHead[] = [];
+    if (tail > 0) {
+      const rows = this.#kv.list<Uint8Array>(
+        { prefix: artPrefix(id, head.gen), end: [...artPrefix(id, head.gen), tail] },
+        { batchSize: Math.min(tail, 500) },
+      );
+      for await (const row of rows) {
+        const a = decodeJson<ArtifactHead>(row.value);
+        if (row.key[4] !== out.length || a.w > head.ver) return STALE;
+        out.push(a);
+      }
+      if (out.length !== tail) return STALE;
+    }
+    for (const row of rows) {
+      if (!row.value) return STALE;
+      out.push(decodeJson<ArtifactHead>(row.value));
+    }
+    return [head, out];
+  }
+
+  /** Reads the last `want` history messages: from the end, only as many slots as needed. */
+  async #history(id: string, head: Head, want: number): Promise<Message[] | Stale> {
+    if (want === 0) return [];
+    const slots: Message[][] = [];
+    let got = 0;
+    let end = head.hc;
+    const rows = this.#kv.list<Uint8Array>(
+      { prefix: msgPrefix(id, head.gen), end: [...msgPrefix(id, head.gen), head.hc] },
+      { reverse: true, batchSize: Math.min(want, 500) },
+    );
+    for await (const row of rows) {
+      const messages = await this.#slot<Message[]>(row.value);
+      if (messages === STALE || (row.key[4] as number) + messages.length !== end) return STALE;
+      slots.push(messages);
+      got += messages.length;
+      end = row.key[4] as number;
+      if (got >= want) break;
+    }
+    if (got < want) return STALE;
+    const all = slots.reverse().flat();
+    return all.length === want ? all : all.slice(all.length - want);
+  }
+
+  /** Reads one artifact's fields and parts. */
+  async #artifact(id: string, gen: string, a: ArtifactHead): Promise<Artifact | Stale> {
+    const fields = a.fRef ? await this.#blobJson<Record<string, unknown>>(a.fRef) : a.f!;
+    if (fields === STALE) return STALE;
+    const parts: Part[] = [];
+    const prefix = partPrefix(id, gen, a.s, a.k);
+    const rows = this.#kv.list<Uint8Array>(
+      { prefix, end: [...prefix, a.n] },
+      { batchSize: Math.min(Math.max(a.g, 1), 500) },
+    );
+    for await (const row of rows) {
+      const slot = await this.#slot<Part[]>(row.value);
+      if (slot === STALE || row.key[6] !== parts.length) return STALE;
+      for (const p of slot) parts.push(p);
+    }
+    if (parts.length !== a.n) return STALE;
+    return { ...fields, parts } as Artifact;
+  }
+
+  /** Decodes a slot: inline JSON, or a reference to a blob. */
+  #slot<T>(value: Uint8Array): T | Stale | Promise<T | Stale> {
+    const ref = refOf(value);
+    return ref ? this.#blobJson<T>(ref) : decodeJson<T>(value);
+  }
+
+  /** Reads a blob's chunks with one range read and decodes its JSON. */
+  async #blobJson<T>(ref: BlobRef): Promise<T | Stale> {
+    const bytes = new Uint8Array(ref.b);
+    let at = 0;
+    let next = 0;
+    for await (const row of this.#kv.list<Uint8Array>({ prefix: ref.k }, { batchSize: 64 })) {
+      if (row.key[row.key.length - 1] !== next || at + row.value.length > ref.b) return STALE;
+      bytes.set(row.value, at);
+      at += row.value.length;
+      next++;
+    }
+    if (next !== ref.n || at !== ref.b) return STALE;
+    return decodeJson<T>(bytes);
   }
 }

@@ -1,8 +1,10 @@
 // Where tasks, their event logs and their push configs live: the TaskStore interface that a
 // persistent backend implements, and the in-memory store used by default.
 
+import { InternalError } from "../errors/errors.ts";
 import {
   INTERRUPTED_STATES,
+  type Message,
   type StreamResponse,
   type Task,
   type TaskState,
@@ -26,6 +28,41 @@ export interface TaskRecord {
   lastSeq: number;
 }
 
+/**
+ * What one commit changed, besides the task's status and `lastSeq`, so that a store can write
+ * only that: the cost of a commit is then in proportion to the change, not to the task.
+ */
+export interface TaskChange {
+  /** The event logged with this change; absent for a follow-up message, which logs none. */
+  event?: StreamEvent;
+  /** The commit creates the task: everything in it is new. */
+  created?: boolean;
+  /** How many messages this commit appended at the end of `task.history` (default 0). */
+  historyAppended?: number;
+  /**
+   * The artifact this commit wrote: its position in `task.artifacts`, and the position of its
+   * first new part. `fromPart` is 0 when the artifact is new or replaced, and the number of parts
+   * it had before when the commit appended to it.
+   */
+  artifact?: { index: number; fromPart: number };
+}
+
+/** A user message as stored in a task's history, with the task's id. */
+export interface StoredMessage {
+  /** The task the message went into. */
+  taskId: string;
+  /** The message, with the `taskId` and `contextId` the server filled in. */
+  message: Message;
+}
+
+/** Which parts of a task a read needs. */
+export interface TaskView {
+  /** Only the last this many history messages (0 for none); all when absent. */
+  historyLength?: number;
+  /** Read the artifacts (default true). */
+  artifacts?: boolean;
+}
+
 /** Filters and paging of a task listing, already validated. */
 export interface TaskQuery {
   /** Only tasks of this context. */
@@ -38,6 +75,8 @@ export interface TaskQuery {
   pageSize: number;
   /** The cursor from the previous page, or `""` for the first page. */
   pageToken: string;
+  /** What of each listed task the caller needs; the whole task when absent. */
+  view?: TaskView;
 }
 
 /** One page of a task listing. */
@@ -63,10 +102,25 @@ export interface PushConfigRecord {
  * one task, so an implementation only needs each call to be atomic on its own.
  */
 export interface TaskStore {
-  /** Reads a task, or undefined when there is none with that id. */
-  get(taskId: string): Promise<TaskRecord | undefined>;
-  /** Saves a task's new state and, atomically with it, appends the event that produced it. */
-  commit(record: TaskRecord, event?: StreamEvent): Promise<void>;
+  /**
+   * Reads a task, or undefined when there is none with that id. With a view, the record's task
+   * holds only what the view asks for (a store may read only that).
+   */
+  get(taskId: string, view?: TaskView): Promise<TaskRecord | undefined>;
+  /**
+   * Saves a task's new state and, atomically with it, appends the event of the change (whose
+   * `seq` is `record.lastSeq`). A seq is written once: a commit whose event's seq is already
+   * logged fails and changes nothing. `change` says what differs from the previous commit, so a
+   * store need not rewrite the whole task.
+   */
+  commit(record: TaskRecord, change: TaskChange): Promise<void>;
+  /**
+   * Finds the task that a user's message went into, by the message's id: the task and the message
+   * as stored. Every user message a commit adds to a history (the first message of a created task,
+   * a follow-up) is found this way for as long as its task is kept; messages of other users are
+   * not.
+   */
+  findMessage(owner: string, messageId: string): Promise<StoredMessage | undefined>;
   /** Reads a task's logged events with `seq` greater than `afterSeq`, in order. */
   events(taskId: string, afterSeq: number): Promise<StreamEvent[]>;
   /** Lists one user's tasks, most recently updated first. */
@@ -182,6 +236,38 @@ export function pageOf(all: Iterable<TaskRecord>, query: TaskQuery): TaskPage {
 }
 
 /**
+ * Lists the user messages a commit adds to the task's history: what `findMessage` must find.
+ *
+ * @param record The task after the commit.
+ * @param change What the commit changed.
+ * @returns The new messages whose role is ROLE_USER.
+ */
+export function userMessagesOf(record: TaskRecord, change: TaskChange): Message[] {
+  const history = record.task.history ?? [];
+  const added = change.created
+    ? history
+    : history.slice(history.length - (change.historyAppended ?? 0));
+  return added.filter((m) => m.role === "ROLE_USER");
+}
+
+/**
+ * Cuts a record down to a view: the last `historyLength` messages, artifacts only when asked.
+ *
+ * @param record The whole record.
+ * @param view What to keep.
+ * @returns A record whose task holds what the view asks for.
+ */
+export function viewOf(record: TaskRecord, view: TaskView): TaskRecord {
+  const { history, artifacts, ...rest } = record.task;
+  const task: Task = rest;
+  if (artifacts && view.artifacts !== false) task.artifacts = artifacts;
+  if (history && view.historyLength !== 0) {
+    task.history = view.historyLength === undefined ? history : history.slice(-view.historyLength);
+  }
+  return { ...record, task };
+}
+
+/**
  * The default TaskStore: everything in memory, gone when the process ends.
  *
  * @example Store and read a task
@@ -191,7 +277,7 @@ export function pageOf(all: Iterable<TaskRecord>, query: TaskQuery): TaskPage {
  *
  * const store = new InMemoryTaskStore();
  * const task = { id: "t1", contextId: "c1", status: { state: "TASK_STATE_SUBMITTED" as const } };
- * await store.commit({ owner: "alice", task, lastSeq: 1 }, { seq: 1, task });
+ * await store.commit({ owner: "alice", task, lastSeq: 1 }, { created: true, event: { seq: 1, task } });
  * assert.equal((await store.get("t1"))?.owner, "alice");
  * assert.equal((await store.events("t1", 0)).length, 1);
  * ```
@@ -201,16 +287,30 @@ export class InMemoryTaskStore implements TaskStore {
   #byOwner = new Map<string, Map<string, TaskRecord>>();
   #events = new Map<string, StreamEvent[]>();
   #push = new Map<string, Map<string, PushConfigRecord>>();
+  #messages = new Map<string, StoredMessage>();
 
   /** Reads a task. */
-  get(taskId: string): Promise<TaskRecord | undefined> {
-    return Promise.resolve(this.#tasks.get(taskId));
+  get(taskId: string, view?: TaskView): Promise<TaskRecord | undefined> {
+    const record = this.#tasks.get(taskId);
+    return Promise.resolve(record && view ? viewOf(record, view) : record);
   }
 
   /** Saves a task and appends its event. */
-  commit(record: TaskRecord, event?: StreamEvent): Promise<void> {
+  commit(record: TaskRecord, change: TaskChange): Promise<void> {
     const id = record.task.id;
+    const event = change.event;
+    if (event) {
+      const logged = this.#events.get(id)?.length ?? 0;
+      if (event.seq <= logged) {
+        return Promise.reject(
+          new InternalError(`Cannot log event ${event.seq} of task ${id}: it is logged`),
+        );
+      }
+    }
     this.#tasks.set(id, record);
+    for (const message of userMessagesOf(record, change)) {
+      this.#messages.set(`${record.owner}\u0000${message.messageId}`, { taskId: id, message });
+    }
     let mine = this.#byOwner.get(record.owner);
     if (!mine) this.#byOwner.set(record.owner, mine = new Map());
     mine.set(id, record);
@@ -220,6 +320,11 @@ export class InMemoryTaskStore implements TaskStore {
       log.push(event);
     }
     return Promise.resolve();
+  }
+
+  /** Finds a user's message by its id. */
+  findMessage(owner: string, messageId: string): Promise<StoredMessage | undefined> {
+    return Promise.resolve(this.#messages.get(`${owner}\u0000${messageId}`));
   }
 
   /** Reads logged events after a sequence number. */

@@ -21,6 +21,7 @@ export class Subscription implements AsyncIterableIterator<StreamEvent> {
   #closed = false;
   #onClose: (() => void) | undefined;
   #lastSeq: number;
+  #overflowed = false;
 
   /**
    * Creates an empty subscription.
@@ -43,6 +44,11 @@ export class Subscription implements AsyncIterableIterator<StreamEvent> {
   /** How many events are queued and not yet taken. */
   get pending(): number {
     return this.#queue.length - this.#head;
+  }
+
+  /** True once the subscription ended because its consumer fell too far behind. */
+  get overflowed(): boolean {
+    return this.#overflowed;
   }
 
   /** True once the subscription has ended, failed or been closed. */
@@ -69,6 +75,7 @@ export class Subscription implements AsyncIterableIterator<StreamEvent> {
       return;
     }
     if (this.#queue.length - this.#head >= this.#limit) {
+      this.#overflowed = !this.#ended;
       this.fail(new StreamOverflowError(this.#lastSeq, this.#limit));
       return;
     }

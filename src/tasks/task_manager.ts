@@ -4,6 +4,7 @@
 import { getLogger } from "@logtape/logtape";
 import {
   A2AError,
+  InternalError,
   InvalidAgentResponseError,
   InvalidParamsError,
   ServiceUnavailableError,
@@ -35,10 +36,22 @@ import type {
   RequestContext,
   StatusOptions,
 } from "./executor.ts";
-import { InMemoryTaskStore, type StreamEvent, type TaskRecord, type TaskStore } from "./store.ts";
+import {
+  InMemoryTaskStore,
+  type StreamEvent,
+  type TaskChange,
+  type TaskRecord,
+  type TaskStore,
+} from "./store.ts";
 import { Subscription } from "./subscription.ts";
+import { sleep } from "../util/sleep.ts";
 
 const log = getLogger(["a2a-capnweb", "tasks"]);
+
+/** How many times the end of an execution is written before the core gives up on it. */
+const SETTLE_ATTEMPTS = 10;
+/** The first wait between those attempts; it doubles each time, up to 5 s. */
+const SETTLE_BACKOFF_MS = 100;
 
 /** Options of a TaskManager. */
 export interface TaskManagerOptions {
@@ -48,6 +61,12 @@ export interface TaskManagerOptions {
   store?: TaskStore;
   /** How many events may wait for one subscriber before its stream is ended (default 1024). */
   subscriberBufferLimit?: number;
+  /**
+   * How many idle tasks stay in memory after their last operation, most recent first, so that the
+   * next turn or read of a task does not load it from the store again (default 64). Set 0 when
+   * other processes write the same store: the copy kept here would not see their writes.
+   */
+  idleTasks?: number;
 }
 
 /** A listener that sees every event of every task, with the task's owner. */
@@ -63,19 +82,38 @@ export type MessageHook = (
   request: SendMessageRequest,
 ) => Promise<void>;
 
-/** A task that is executing, being subscribed to, or being changed right now. */
+/**
+ * A task that is executing, being subscribed to, or being changed right now: the one in-memory
+ * copy of it, kept until nothing holds it, so that every operation on the task sees the same
+ * state and writes through the same serialized chain.
+ */
 class ActiveTask {
   record: TaskRecord | undefined;
   readonly subscribers = new Set<Subscription>();
   chain: Promise<void> = Promise.resolve();
+  /** How many operations in progress hold this copy (see `#activate` and `#release`). */
+  holds = 0;
   executing = false;
+  /** The seq of the latest status event into a terminal or interrupted state. */
+  finalSeq = 0;
+  /** How many cancelTask calls are between their abort and their CANCELED write. */
+  canceling = 0;
+  /** The `lastSeq` the current (or latest) execution started from. */
+  startSeq = 0;
+  /** The agent's direct reply, for a retried send that joins after it was sent. */
+  reply: StreamEvent | undefined;
+  /** Drops the first message from the manager's `#accepted` once the store has it. */
+  accepted: (() => void) | undefined;
   /** Settles when the latest execution has finished, including its bookkeeping. */
   finished: Promise<void> = Promise.resolve();
   controller = new AbortController();
   context: RequestContext | undefined;
   replied = false;
 
-  constructor(readonly id: string, readonly owner: string, record?: TaskRecord) {
+  /** Settles when the record has been read from the store (for a copy made by `#activate`). */
+  loading: Promise<void> | undefined;
+
+  constructor(readonly id: string, public owner: string, record?: TaskRecord) {
     this.record = record;
   }
 
@@ -90,6 +128,33 @@ function now(): string {
 
 function isFinal(state: TaskState | undefined): boolean {
   return state !== undefined && (TERMINAL_STATES.has(state) || INTERRUPTED_STATES.has(state));
+}
+
+/** JSON with object keys sorted, so that two equal values give the same text. */
+function canonical(value: unknown): string {
+  return JSON.stringify(
+    value,
+    (_, v) =>
+      v && typeof v === "object" && !Array.isArray(v)
+        ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+        : v,
+  );
+}
+
+/**
+ * Tells whether a retried message is the one accepted before: equal but for the `taskId` and
+ * `contextId` the server filled in.
+ */
+function sameMessage(original: Message, retry: Message): boolean {
+  return canonical(original) === canonical({
+    ...retry,
+    taskId: retry.taskId || original.taskId,
+    contextId: retry.contextId || original.contextId,
+  });
+}
+
+function messageKey(userId: string, messageId: string): string {
+  return `${userId}\u0000${messageId}`;
 }
 
 /**
@@ -132,15 +197,28 @@ function agentMessage(value: string | Message | Part[], task: { id: string; cont
   };
 }
 
-function mergeArtifact(existing: Artifact[] | undefined, artifact: Artifact, append: boolean) {
-  const list = existing ? [...existing] : [];
-  const i = list.findIndex((a) => a.artifactId === artifact.artifactId);
-  if (i < 0) list.push(artifact);
-  else if (append) {
-    const prev = list[i]!;
-    list[i] = { ...prev, ...artifact, parts: [...prev.parts, ...artifact.parts] };
-  } else list[i] = artifact;
-  return list;
+/**
+ * Adds or extends an artifact in a copy of the list; returns the list with where the artifact
+ * is and the index of its first new part, for a store that writes only what changed.
+ */
+function mergeArtifact(
+  existing: Artifact[] | undefined,
+  artifact: Artifact,
+  append: boolean,
+): { artifacts: Artifact[]; index: number; fromPart: number } {
+  const artifacts = existing ? [...existing] : [];
+  const index = artifacts.findIndex((a) => a.artifactId === artifact.artifactId);
+  if (index < 0) {
+    artifacts.push(artifact);
+    return { artifacts, index: artifacts.length - 1, fromPart: 0 };
+  }
+  if (!append) {
+    artifacts[index] = artifact;
+    return { artifacts, index, fromPart: 0 };
+  }
+  const prev = artifacts[index]!;
+  artifacts[index] = { ...prev, ...artifact, parts: [...prev.parts, ...artifact.parts] };
+  return { artifacts, index, fromPart: prev.parts.length };
 }
 
 /**
@@ -171,10 +249,19 @@ export class TaskManager {
   #executor: AgentExecutor;
   #store: TaskStore;
   #bufferLimit: number;
+  #idleLimit: number;
+  /** Tasks recently forgotten, as last committed: least recently used first. */
+  #idle = new Map<string, TaskRecord>();
   #active = new Map<string, ActiveTask>();
   #listeners = new Set<TaskEventListener>();
   #hooks = new Set<MessageHook>();
   #closed = false;
+  #overflows = 0;
+  #closing = new AbortController();
+  /** First messages of tasks the store cannot find by them yet (see `#duplicate`). */
+  #accepted = new Map<string, { active: ActiveTask; message: Message }>();
+  /** Sends in progress, by user and messageId (see `#locked`). */
+  #locks = new Map<string, Promise<void>>();
 
   /**
    * Creates a task core with no tasks running.
@@ -185,6 +272,7 @@ export class TaskManager {
     this.#executor = options.executor;
     this.#store = options.store ?? new InMemoryTaskStore();
     this.#bufferLimit = options.subscriberBufferLimit ?? 1024;
+    this.#idleLimit = options.idleTasks ?? 64;
   }
 
   /** The store this manager writes to. */
@@ -195,6 +283,11 @@ export class TaskManager {
   /** How many tasks are executing or have subscribers right now. */
   get activeCount(): number {
     return this.#active.size;
+  }
+
+  /** How many subscriptions have ended because their consumer fell behind, since the start. */
+  get overflowCount(): number {
+    return this.#overflows;
   }
 
   /** How many subscriptions are open across all tasks. */
@@ -240,16 +333,18 @@ export class TaskManager {
     const { active, sub } = await this.#start(userId, request);
     const historyLength = request.configuration?.historyLength;
     const immediate = request.configuration?.returnImmediately === true;
+    let record: TaskRecord | undefined;
     try {
       for await (const event of sub) {
         if (event.message) return { message: event.message };
         if (immediate && active.record) break;
       }
+      record = active.record;
     } finally {
       sub.close();
     }
-    if (!active.record) throw new InvalidAgentResponseError("The agent produced no task");
-    return { task: trimTask(active.record.task, historyLength) };
+    if (!record) throw new InvalidAgentResponseError("The agent produced no task");
+    return { task: trimTask(record.task, historyLength) };
   }
 
   /**
@@ -293,20 +388,18 @@ export class TaskManager {
           [{ field: "afterSeq", description: `must be at most ${record.lastSeq}` }],
         );
       }
-      const sub = this.#subscriber(active, afterSeq ?? record.lastSeq, Infinity);
-      if (afterSeq === undefined) {
-        sub.push({ seq: record.lastSeq, task: trimTask(record.task, undefined) });
-      } else {
-        for (const e of await this.#store.events(active.id, afterSeq)) sub.push(e);
-        if (TERMINAL_STATES.has(state)) sub.end();
+      if (afterSeq !== undefined) {
+        return await this.#replay(active, afterSeq, this.#bufferLimit, TERMINAL_STATES.has(state));
       }
-      sub.setLimit(this.#bufferLimit);
+      const sub = this.#subscriber(active, record.lastSeq, this.#bufferLimit);
+      sub.push({ seq: record.lastSeq, task: trimTask(record.task, undefined) });
       return sub;
     });
-    return await opened.catch((err) => {
+    try {
+      return await opened;
+    } finally {
       this.#release(active);
-      throw err;
-    });
+    }
   }
 
   /**
@@ -317,7 +410,12 @@ export class TaskManager {
    * @returns The task, with history trimmed to `historyLength`.
    */
   async getTask(userId: string, request: GetTaskRequest): Promise<Task> {
-    const record = await this.#load(userId, request.id);
+    const record = this.#active.get(request.id)?.record ?? this.#idle.get(request.id) ??
+      await this.#store.get(
+        request.id,
+        request.historyLength === undefined ? undefined : { historyLength: request.historyLength },
+      );
+    if (!record || record.owner !== userId) throw new TaskNotFoundError(request.id);
     return trimTask(record.task, request.historyLength);
   }
 
@@ -342,6 +440,10 @@ export class TaskManager {
         ...(after !== undefined && { statusTimestampAfter: after }),
         pageSize,
         pageToken: request.pageToken ?? "",
+        view: {
+          ...(request.historyLength !== undefined && { historyLength: request.historyLength }),
+          artifacts: request.includeArtifacts === true,
+        },
       });
     } catch (err) {
       if (err instanceof RangeError) {
@@ -370,13 +472,16 @@ export class TaskManager {
    */
   async cancelTask(userId: string, request: CancelTaskRequest): Promise<Task> {
     const active = await this.#activate(userId, request.id);
+    let canceling = false;
     try {
-      const state = active.state!;
-      if (TERMINAL_STATES.has(state)) throw new TaskNotCancelableError(request.id);
-      const ctx = active.context;
-      if (!active.controller.signal.aborted) {
-        active.controller.abort(new UnsupportedOperationError("The task was canceled"));
-      }
+      const ctx = await this.#serialize(active, () => {
+        if (TERMINAL_STATES.has(active.state!)) throw new TaskNotCancelableError(request.id);
+        // The execution may now end before the CANCELED write below: it leaves that to us.
+        active.canceling++;
+        canceling = true;
+        this.#abort(active);
+        return Promise.resolve(active.context);
+      });
       if (this.#executor.cancel && ctx) {
         try {
           await this.#executor.cancel(ctx, this.#publisher(active));
@@ -388,8 +493,18 @@ export class TaskManager {
         }
       }
       await this.#serialize(active, async () => {
-        if (!TERMINAL_STATES.has(active.state!)) {
+        active.canceling--;
+        canceling = false;
+        if (TERMINAL_STATES.has(active.state!)) return;
+        // A follow-up may have started a new execution since the first step: it is canceled too.
+        this.#abort(active);
+        try {
           await this.#applyStatus(active, "TASK_STATE_CANCELED", {});
+        } catch (err) {
+          // The execution may have settled already, leaving the end to this write: streams must not
+          // wait for an end that no one will record.
+          for (const s of [...active.subscribers]) s.fail(err, true);
+          throw err;
         }
       });
       if (active.state !== "TASK_STATE_CANCELED") {
@@ -397,6 +512,7 @@ export class TaskManager {
       }
       return trimTask(active.record!.task, undefined);
     } finally {
+      if (canceling) active.canceling--;
       this.#release(active);
     }
   }
@@ -411,6 +527,7 @@ export class TaskManager {
    */
   async close(options: { timeoutMs?: number } = {}): Promise<void> {
     this.#closed = true;
+    this.#closing.abort();
     const pending: Promise<unknown>[] = [];
     for (const active of this.#active.values()) {
       active.controller.abort(new ServiceUnavailableError("The server is shutting down"));
@@ -447,14 +564,13 @@ export class TaskManager {
   async recover(): Promise<number> {
     let failed = 0;
     for (const stale of await this.#store.unfinished?.() ?? []) {
-      const id = stale.task.id;
-      let active = this.#active.get(id);
-      if (active?.executing) continue;
-      if (!active) {
-        active = new ActiveTask(id, stale.owner, stale);
-        this.#active.set(id, active);
+      let current: ActiveTask;
+      try {
+        current = await this.#activate(stale.owner, stale.task.id);
+      } catch (err) {
+        log.warn("Cannot recover task {taskId}: {error}", { taskId: stale.task.id, error: err });
+        continue;
       }
-      const current = active;
       try {
         await this.#serialize(current, async () => {
           if (!current.record || isFinal(current.state) || current.executing) return;
@@ -472,44 +588,167 @@ export class TaskManager {
 
   // -------------------------------------------------------------------------------------------
 
-  async #load(userId: string, taskId: string): Promise<TaskRecord> {
-    const active = this.#active.get(taskId);
-    const record = active?.record ?? await this.#store.get(taskId);
-    if (!record || record.owner !== userId) throw new TaskNotFoundError(taskId);
-    return record;
-  }
-
-  /** Returns the one ActiveTask of an existing task, creating it from the store if needed. */
+  /**
+   * Returns the one ActiveTask of an existing task, loading it from the store if needed, and
+   * holds it: the caller must `#release` it when done.
+   */
   async #activate(userId: string, taskId: string): Promise<ActiveTask> {
     let active = this.#active.get(taskId);
-    if (!active) {
-      const record = await this.#store.get(taskId);
-      active = this.#active.get(taskId);
-      if (!active && record) {
-        active = new ActiveTask(taskId, record.owner, record);
-        this.#active.set(taskId, active);
-      }
+    const idle = active ? undefined : this.#idle.get(taskId);
+    if (idle) {
+      this.#idle.delete(taskId);
+      this.#active.set(taskId, active = new ActiveTask(taskId, idle.owner, idle));
     }
-    if (!active || !active.record || active.owner !== userId) {
-      if (active) this.#release(active);
+    if (!active) {
+      // The copy goes into the map before the store is read, so that a call arriving meanwhile
+      // waits for this read instead of making a second copy, possibly from a read that a write
+      // through this one has made stale.
+      const loading = new ActiveTask(taskId, "");
+      loading.loading = this.#store.get(taskId).then((record) => {
+        loading.loading = undefined;
+        if (record) {
+          loading.record = record;
+          loading.owner = record.owner;
+        }
+      });
+      this.#active.set(taskId, active = loading);
+    }
+    active.holds++;
+    try {
+      if (active.loading) await active.loading;
+    } catch (err) {
+      this.#release(active);
+      throw err;
+    }
+    if (!active.record || active.owner !== userId) {
+      this.#release(active);
       throw new TaskNotFoundError(taskId);
     }
     return active;
   }
 
-  /** Forgets an ActiveTask that is neither executing nor subscribed to. */
+  /** Drops a hold taken by `#activate` (or by creating the task). */
   #release(active: ActiveTask): void {
+    active.holds--;
+    this.#forget(active);
+  }
+
+  /** Forgets an ActiveTask that nothing holds, executes or subscribes to. */
+  #forget(active: ActiveTask): void {
     if (
-      !active.executing && active.subscribers.size === 0 && this.#active.get(active.id) === active
+      active.holds <= 0 && !active.executing && active.subscribers.size === 0 &&
+      this.#active.get(active.id) === active
     ) {
       this.#active.delete(active.id);
+      if (active.record && this.#idleLimit > 0) {
+        this.#idle.delete(active.id);
+        this.#idle.set(active.id, active.record);
+        if (this.#idle.size > this.#idleLimit) this.#idle.delete(this.#idle.keys().next().value!);
+      }
+    }
+  }
+
+  /** Aborts the current execution's signal, once. */
+  #abort(active: ActiveTask): void {
+    if (!active.controller.signal.aborted) {
+      active.controller.abort(new UnsupportedOperationError("The task was canceled"));
+    }
+  }
+
+  /**
+   * Opens a subscription that replays the logged events after `afterSeq`, then follows live;
+   * with `end`, it ends after the replay. Call it inside the task's serialized chain.
+   */
+  async #replay(
+    active: ActiveTask,
+    afterSeq: number,
+    limit: number,
+    end: boolean,
+  ): Promise<Subscription> {
+    const sub = this.#subscriber(active, afterSeq, Infinity);
+    if (active.record) {
+      for (const e of await this.#store.events(active.id, afterSeq)) sub.push(e);
+    } else if (active.reply) sub.push(active.reply);
+    if (end) sub.end();
+    sub.setLimit(limit);
+    return sub;
+  }
+
+  /**
+   * Finds the task a message with this `messageId` was already accepted for, from this user:
+   * a retry, whose outcome is that task's instead of a second execution. The result is held.
+   *
+   * @throws {InvalidParamsError} When the messageId was used for a different message.
+   */
+  async #duplicate(userId: string, message: Message): Promise<ActiveTask | undefined> {
+    // Asked in this order, no message is missed: an entry leaves `#accepted` only once the store
+    // has the message.
+    let found = this.#accepted.get(messageKey(userId, message.messageId));
+    if (!found) {
+      const stored = await this.#store.findMessage(userId, message.messageId);
+      if (!stored) return undefined;
+      const active = await this.#activate(userId, stored.taskId).catch(() => undefined);
+      if (!active) return undefined;
+      found = { active, message: stored.message };
+      active.holds--;
+    }
+    if (!sameMessage(found.message, message)) {
+      throw new InvalidParamsError(
+        `Invalid params: messageId ${message.messageId} was already used for a different message`,
+        [{ field: "message.messageId", description: "must be new for a new message" }],
+      );
+    }
+    found.active.holds++;
+    return found.active;
+  }
+
+  /** The outcome of a retried send: its task's events from the start, live until final. */
+  async #rejoin(active: ActiveTask, limit: number): Promise<Subscription> {
+    try {
+      return await this.#serialize(active, () => {
+        const state = active.state;
+        // Nothing more comes for the retried turn once the task is final and the execution that
+        // made it so has finished or got there.
+        const over = !active.executing ||
+          (isFinal(state) && (TERMINAL_STATES.has(state!) || active.finalSeq > active.startSeq));
+        return this.#replay(active, 0, limit, over);
+      });
+    } finally {
+      this.#release(active);
+    }
+  }
+
+  /** Remembers a new task's first message until the store can find the task by it. */
+  #accept(userId: string, active: ActiveTask, message: Message): void {
+    const key = messageKey(userId, message.messageId);
+    const entry = { active, message };
+    this.#accepted.set(key, entry);
+    active.accepted = () => {
+      if (this.#accepted.get(key) === entry) this.#accepted.delete(key);
+    };
+  }
+
+  /**
+   * Runs `fn` while no other call holds `key`: sends of one user's messageId go one at a time
+   * from their duplicate check until the message is recorded.
+   */
+  async #locked<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    while (this.#locks.has(key)) await this.#locks.get(key);
+    let unlock!: () => void;
+    this.#locks.set(key, new Promise<void>((resolve) => unlock = resolve));
+    try {
+      return await fn();
+    } finally {
+      this.#locks.delete(key);
+      unlock();
     }
   }
 
   #subscriber(active: ActiveTask, afterSeq: number, limit: number): Subscription {
     const sub = new Subscription(limit, afterSeq, () => {
+      if (sub.overflowed) this.#overflows++;
       active.subscribers.delete(sub);
-      this.#release(active);
+      this.#forget(active);
     });
     active.subscribers.add(sub);
     return sub;
@@ -528,19 +767,53 @@ export class TaskManager {
   ): Promise<{ active: ActiveTask; sub: Subscription }> {
     if (this.#closed) throw new ServiceUnavailableError("The server is shutting down");
     const message = request.message;
-    let active: ActiveTask;
-    let contextId: string;
-    let previous: Task | undefined;
-    if (message.taskId !== undefined && message.taskId !== "") {
-      active = await this.#activate(userId, message.taskId);
+    return await this.#locked(messageKey(userId, message.messageId), async () => {
+      const duplicate = await this.#duplicate(userId, message);
+      if (duplicate) return { active: duplicate, sub: await this.#rejoin(duplicate, limit) };
+      if (message.taskId !== undefined && message.taskId !== "") {
+        return await this.#continue(userId, message.taskId, request, limit);
+      }
+      const id = crypto.randomUUID();
+      const active = new ActiveTask(id, userId);
+      active.holds = 1;
+      this.#active.set(id, active);
+      try {
+        const contextId = message.contextId || crypto.randomUUID();
+        const msg: Message = { ...message, taskId: id, contextId };
+        const ctx = this.#context(active, userId, request, msg);
+        for (const hook of this.#hooks) await hook(userId, id, request);
+        this.#accept(userId, active, msg);
+        const sub = this.#subscriber(active, 0, limit);
+        this.#run(active, ctx, 0);
+        return { active, sub };
+      } finally {
+        this.#release(active);
+      }
+    });
+  }
+
+  /**
+   * Continues a task with a follow-up message. Every check and change happens inside the task's
+   * serialized chain, so a cancel or another follow-up cannot slip in between them.
+   */
+  async #continue(
+    userId: string,
+    taskId: string,
+    request: SendMessageRequest,
+    limit: number,
+  ): Promise<{ active: ActiveTask; sub: Subscription }> {
+    const message = request.message;
+    const active = await this.#activate(userId, taskId);
+    try {
       if (active.executing && INTERRUPTED_STATES.has(active.state!)) {
         // The caller has seen the interrupted state, but the execution that set it may still be
         // returning: let it finish rather than refuse an immediate follow-up.
         await active.finished;
-        active = await this.#activate(userId, message.taskId);
       }
-      try {
-        const task = active.record!.task;
+      const sub = await this.#serialize(active, async () => {
+        if (this.#closed) throw new ServiceUnavailableError("The server is shutting down");
+        const record = active.record!;
+        const task = record.task;
         if (TERMINAL_STATES.has(task.status.state)) {
           throw new UnsupportedOperationError(
             `Task ${task.id} is in terminal state ${task.status.state} and accepts no more messages`,
@@ -557,114 +830,178 @@ export class TaskManager {
             `Task ${task.id} is still processing an earlier message`,
           );
         }
-      } catch (err) {
-        this.#release(active);
-        throw err;
-      }
-      previous = active.record!.task;
-      contextId = previous.contextId;
-      active.controller = new AbortController();
-    } else {
-      const id = crypto.randomUUID();
-      active = new ActiveTask(id, userId);
-      this.#active.set(id, active);
-      contextId = message.contextId || crypto.randomUUID();
+        for (const hook of this.#hooks) await hook(userId, active.id, request);
+        const msg: Message = { ...message, taskId: active.id, contextId: task.contextId };
+        const next: TaskRecord = {
+          ...record,
+          task: { ...task, history: [...task.history ?? [], msg] },
+        };
+        // Stored first: a follow-up the store refuses changes nothing, here or there.
+        await this.#store.commit(next, { historyAppended: 1 });
+        active.record = next;
+        active.controller = new AbortController();
+        const ctx = this.#context(active, userId, request, msg, task);
+        const s = this.#subscriber(active, record.lastSeq, limit);
+        s.push({
+          seq: record.lastSeq,
+          task: trimTask(next.task, request.configuration?.historyLength),
+        });
+        this.#run(active, ctx, record.lastSeq);
+        return s;
+      });
+      return { active, sub };
+    } finally {
+      this.#release(active);
     }
-    const msg: Message = { ...message, taskId: active.id, contextId };
+  }
+
+  #context(
+    active: ActiveTask,
+    userId: string,
+    request: SendMessageRequest,
+    message: Message,
+    previous?: Task,
+  ): RequestContext {
     const ctx: RequestContext = {
       userId,
       taskId: active.id,
-      contextId,
-      message: msg,
+      contextId: message.contextId!,
+      message,
       task: previous,
       configuration: request.configuration,
       metadata: request.metadata,
       signal: active.controller.signal,
     };
     active.context = ctx;
-    active.executing = true;
-    try {
-      for (const hook of this.#hooks) await hook(userId, active.id, request);
-    } catch (err) {
-      active.executing = false;
-      this.#release(active);
-      throw err;
-    }
-
-    let sub: Subscription;
-    if (previous) {
-      // A continuation: record the message, then stream from a snapshot of the task.
-      sub = await this.#serialize(active, async () => {
-        const record = active.record!;
-        const task = { ...record.task, history: [...record.task.history ?? [], msg] };
-        active.record = { ...record, task };
-        await this.#store.commit(active.record);
-        const s = this.#subscriber(active, record.lastSeq, limit);
-        s.push({ seq: record.lastSeq, task: trimTask(task, request.configuration?.historyLength) });
-        return s;
-      });
-    } else {
-      sub = this.#subscriber(active, 0, limit);
-    }
-    this.#run(active, ctx);
-    return { active, sub };
+    return ctx;
   }
 
-  #run(active: ActiveTask, ctx: RequestContext): void {
+  /**
+   * Runs one execution of the task. However it ends, the task is released: it is left in a
+   * final state, or (when even that cannot be stored) its subscribers end with the error.
+   */
+  #run(active: ActiveTask, ctx: RequestContext, startSeq: number): void {
+    active.executing = true;
+    active.startSeq = startSeq;
     const publisher = this.#publisher(active);
-    let outcome: unknown = undefined;
-    let failed = false;
-    // A continuation starts in an interrupted state: only one this execution set counts as final.
-    const startSeq = active.record?.lastSeq ?? 0;
-    active.finished = Promise.resolve()
-      .then(() => this.#executor.execute(ctx, publisher))
-      .catch((err) => {
+    active.finished = (async () => {
+      let failed = false;
+      let outcome: unknown = undefined;
+      try {
+        await Promise.resolve();
+        await this.#executor.execute(ctx, publisher);
+      } catch (err) {
         failed = true;
         outcome = err;
-      })
-      .then(() =>
-        this.#serialize(active, async () => {
-          if (active.replied) {
-            for (const s of active.subscribers) s.end();
-            return;
-          }
-          const state = active.state;
-          if (
-            state !== undefined && (TERMINAL_STATES.has(state) ||
-              (INTERRUPTED_STATES.has(state) && active.record!.lastSeq > startSeq))
-          ) {
-            return;
-          }
-          if (failed && state === undefined && outcome instanceof A2AError) {
-            // The agent refused the message before creating a task (e.g. an unsupported content
-            // type): the caller gets that error and no task exists.
-            for (const s of active.subscribers) s.fail(outcome);
-            return;
-          }
-          let reason: string;
-          if (failed && this.#closed) {
-            reason = "The server shut down while the task was running";
-          } else if (failed) {
-            log.error("Executor failed for task {taskId}: {error}", {
-              taskId: active.id,
-              error: outcome,
-            });
-            reason = "The agent failed while processing the task";
-          } else {
-            reason = state === undefined
-              ? "The agent returned without producing a task or a reply"
-              : "The agent returned without reaching a final state";
-          }
-          await this.#applyStatus(active, "TASK_STATE_FAILED", { message: reason });
-        })
-      )
-      .catch((err) =>
-        log.error("Could not finish task {taskId}: {error}", { taskId: active.id, error: err })
-      )
-      .finally(() => {
+      }
+      try {
+        await this.#end(active, startSeq, failed, outcome);
+      } finally {
         active.executing = false;
-        this.#release(active);
+        // A first message that made no task (a direct reply, a refusal) is not remembered.
+        active.accepted?.();
+        active.accepted = undefined;
+        this.#forget(active);
+      }
+    })();
+  }
+
+  /**
+   * Records how an execution ended. When the store refuses that write, the waiting callers and
+   * streams get InternalError at once (nobody waits on a store that may never recover), and the
+   * write is retried with backoff, logged once, until it lands, the task ends otherwise, the
+   * core closes or the attempts run out (a restart's `recover()` then fails the task).
+   */
+  async #end(active: ActiveTask, startSeq: number, failed: boolean, outcome: unknown) {
+    for (let attempt = 1;; attempt++) {
+      try {
+        await this.#serialize(active, () => this.#settle(active, startSeq, failed, outcome));
+        if (attempt > 1) {
+          log.info("Recorded the end of task {taskId} after {attempts} attempts", {
+            taskId: active.id,
+            attempts: attempt,
+          });
+        }
+        return;
+      } catch (err) {
+        const last = attempt >= SETTLE_ATTEMPTS || this.#closed;
+        if (attempt === 1 || last) {
+          log.error(
+            last
+              ? "Cannot record the end of task {taskId}; giving up after {attempts} attempts: {error}"
+              : "Cannot record the end of task {taskId}; retrying with backoff: {error}",
+            { taskId: active.id, attempts: attempt, error: err },
+          );
+          // Streams that joined while the write was retried must not wait for it either.
+          const error = new InternalError(
+            `Cannot record the end of task ${active.id}: ${
+              err instanceof A2AError ? err.message : "the task store refused the write"
+            }`,
+            err,
+          );
+          for (const s of [...active.subscribers]) s.fail(error, true);
+        }
+        if (last) return;
+        await sleep(Math.min(SETTLE_BACKOFF_MS * 2 ** (attempt - 1), 5000), this.#closing.signal);
+      }
+    }
+  }
+
+  /** Decides how an execution ended and, unless it left the task final, fails the task. */
+  async #settle(
+    active: ActiveTask,
+    startSeq: number,
+    failed: boolean,
+    outcome: unknown,
+  ): Promise<void> {
+    if (active.replied) {
+      for (const s of [...active.subscribers]) s.end();
+      return;
+    }
+    const state = active.state;
+    if (
+      state !== undefined &&
+      (TERMINAL_STATES.has(state) || (INTERRUPTED_STATES.has(state) && active.finalSeq > startSeq))
+    ) {
+      return;
+    }
+    // A cancel in progress writes CANCELED next (or lets the executor's cancel() do it).
+    if (state !== undefined && active.canceling > 0) return;
+    if (failed && state === undefined && outcome instanceof A2AError) {
+      // The agent refused the message before creating a task (e.g. an unsupported content type):
+      // the caller gets that error and no task exists.
+      for (const s of [...active.subscribers]) s.fail(outcome);
+      return;
+    }
+    let reason: string;
+    if (failed && this.#closed) {
+      reason = "The server shut down while the task was running";
+    } else if (failed) {
+      log.error("Executor failed for task {taskId}: {error}", {
+        taskId: active.id,
+        error: outcome,
       });
+      reason = "The agent failed while processing the task";
+    } else {
+      reason = state === undefined
+        ? "The agent returned without producing a task or a reply"
+        : "The agent returned without reaching a final state";
+    }
+    try {
+      await this.#applyStatus(active, "TASK_STATE_FAILED", { message: reason });
+    } catch (err) {
+      if (active.state === undefined || TERMINAL_STATES.has(active.state)) throw err;
+      // The store refused the failure with its message (a store with a size limit refuses a task
+      // that grows): the bare FAILED status does not grow the task, so try that once.
+      log.warn(
+        "Could not store the failure of task {taskId}, retrying without a message: {error}",
+        {
+          taskId: active.id,
+          error: err,
+        },
+      );
+      await this.#applyStatus(active, "TASK_STATE_FAILED", {});
+    }
   }
 
   #publisher(active: ActiveTask): EventPublisher {
@@ -686,6 +1023,7 @@ export class TaskManager {
             contextId: active.context!.contextId,
           });
           const event: StreamEvent = { seq: 1, message };
+          active.reply = event;
           for (const s of active.subscribers) s.push(event);
           return Promise.resolve();
         }),
@@ -706,7 +1044,13 @@ export class TaskManager {
       history: [ctx.message],
     };
     const record: TaskRecord = { owner: active.owner, task, lastSeq: 1 };
-    await this.#commit(active, record, { seq: 1, task: trimTask(task, undefined) });
+    await this.#commit(active, record, {
+      created: true,
+      event: { seq: 1, task: trimTask(task, undefined) },
+    });
+    // The store now finds the task by its first message.
+    active.accepted?.();
+    active.accepted = undefined;
     return record;
   }
 
@@ -729,10 +1073,13 @@ export class TaskManager {
     const seq = record.lastSeq + 1;
     const statusUpdate = { taskId: task.id, contextId: task.contextId, status };
     await this.#commit(active, { ...record, task: next, lastSeq: seq }, {
-      seq,
-      statusUpdate: options.metadata
-        ? { ...statusUpdate, metadata: options.metadata }
-        : statusUpdate,
+      historyAppended: options.message === undefined ? 0 : 1,
+      event: {
+        seq,
+        statusUpdate: options.metadata
+          ? { ...statusUpdate, metadata: options.metadata }
+          : statusUpdate,
+      },
     });
   }
 
@@ -751,10 +1098,8 @@ export class TaskManager {
     if (!artifact.artifactId || artifact.parts.length === 0) {
       throw new InvalidAgentResponseError("An artifact needs an artifactId and at least one part");
     }
-    const next: Task = {
-      ...task,
-      artifacts: mergeArtifact(task.artifacts, artifact, options.append === true),
-    };
+    const merged = mergeArtifact(task.artifacts, artifact, options.append === true);
+    const next: Task = { ...task, artifacts: merged.artifacts };
     const seq = record.lastSeq + 1;
     const update: NonNullable<StreamEvent["artifactUpdate"]> = {
       taskId: task.id,
@@ -765,14 +1110,15 @@ export class TaskManager {
     if (options.lastChunk !== undefined) update.lastChunk = options.lastChunk;
     if (options.metadata) update.metadata = options.metadata;
     await this.#commit(active, { ...record, task: next, lastSeq: seq }, {
-      seq,
-      artifactUpdate: update,
+      artifact: { index: merged.index, fromPart: merged.fromPart },
+      event: { seq, artifactUpdate: update },
     });
   }
 
   /** Stores the new state with its event, then hands the event to every subscriber. */
-  async #commit(active: ActiveTask, record: TaskRecord, event: StreamEvent): Promise<void> {
-    await this.#store.commit(record, event);
+  async #commit(active: ActiveTask, record: TaskRecord, change: TaskChange): Promise<void> {
+    const event = change.event!;
+    await this.#store.commit(record, change);
     active.record = record;
     for (const s of active.subscribers) s.push(event);
     for (const l of this.#listeners) {
@@ -782,8 +1128,11 @@ export class TaskManager {
         log.error("Task event listener failed: {error}", { error: err });
       }
     }
-    if (isFinal(record.task.status.state)) {
-      for (const s of active.subscribers) s.end();
+    // Streams end on a transition into a final state, not on any event while in one: an agent may
+    // publish an artifact on a continuation before it sets WORKING.
+    if (event.statusUpdate && isFinal(event.statusUpdate.status.state)) {
+      active.finalSeq = event.seq;
+      for (const s of [...active.subscribers]) s.end();
     }
   }
 }

@@ -1,0 +1,205 @@
+// A capnweb transport wrapper that holds every message to a size limit without ending the session:
+// an oversized call, or an oversized answer to one, fails alone with an error that names the limit.
+
+import { type RpcTransport, serialize } from "capnweb";
+import { InternalError, InvalidRequestError } from "../errors/errors.ts";
+import { exceedsUtf8, utf8Length } from "../http/limits.ts";
+
+/** The WebSocket close code for a message over the size limit (RFC 6455: Message Too Big). */
+export const CLOSE_MESSAGE_TOO_BIG = 1009;
+
+/** Options of {@linkcode SizeLimitedTransport}. */
+export interface SizeLimitOptions {
+  /** The largest message accepted from the peer, in bytes of UTF-8. */
+  maxIncomingBytes: number;
+  /** The largest message sent to the peer, in bytes of UTF-8. */
+  maxOutgoingBytes: number;
+  /**
+   * The error an oversized incoming message is refused with (default: -32600
+   * InvalidRequestError, "Message is larger than the N-byte limit: M bytes").
+   */
+  incomingError?: (limit: number, bytes: number) => Error;
+  /**
+   * The error that replaces an oversized outgoing message (default: -32603 InternalError,
+   * "Message to the client is larger than the N-byte limit: M bytes").
+   */
+  outgoingError?: (limit: number, bytes: number) => Error;
+  /**
+   * Closes the connection with a code and reason. Used, with code 1009, for an oversized message
+   * that cannot be refused alone; without it the inner transport's `abort` ends the session.
+   */
+  close?: (code: number, reason: string) => void;
+}
+
+// The kind of a capnweb message and its id, read from its first characters: `["push",`,
+// `["resolve",-3,`. Peers other than capnweb's own may put spaces between the tokens.
+const HEAD = /^\s*\[\s*"([a-z]+)"\s*(?:,\s*(-?\d+)\s*,)?/;
+
+function headOf(text: string): { kind: string | undefined; id: number | undefined } {
+  const m = HEAD.exec(text.slice(0, 48));
+  return { kind: m?.[1], id: m?.[2] === undefined ? undefined : Number(m[2]) };
+}
+
+/** Messages that take the next id: the sender's next import, the receiver's next export. */
+function allocatesId(kind: string | undefined): boolean {
+  return kind === "push" || kind === "stream" || kind === "pipe";
+}
+
+/**
+ * Wraps a capnweb transport so that no message over the limits is read or sent, and the session
+ * survives one. capnweb's own `limits.maxMessageSize` ends the whole session instead, and counts
+ * UTF-16 code units rather than bytes; keep it at or above `maxIncomingBytes` so that it never
+ * fires first.
+ *
+ * Every `push` (and `stream`) message takes the next id in the receiver's export table, and the
+ * sender numbers its import the same way, so an oversized one cannot simply be dropped. Instead:
+ *
+ * - an incoming oversized `push` or `stream` is replaced by one of `null`, which keeps the ids in
+ *   step, and the peer is sent a `reject` of that id, so exactly that call fails (by default with
+ *   -32600);
+ * - an incoming oversized `resolve` or `reject` (the peer's answer to one of our calls) becomes a
+ *   `reject` of the same id, and an oversized `abort` an `abort`, with that error;
+ * - an outgoing oversized `resolve` or `reject` becomes a `reject` (by default with -32603), and
+ *   an outgoing oversized `push` becomes a `push` of `null` while our session is handed a
+ *   `reject` of its id, so the call fails on our side;
+ * - any other oversized incoming message (a huge `pull`, `release`, or something that is not
+ *   capnweb) ends the session: an `abort` with the incoming error and, given `close`, close code
+ *   1009 with a reason naming the limit.
+ *
+ * A call pipelined on a refused call's result, sent before the refusal arrived, fails too, with
+ * an error about calling a method of `null`.
+ */
+export class SizeLimitedTransport implements RpcTransport {
+  #inner: RpcTransport;
+  #maxIn: number;
+  #maxOut: number;
+  #close: ((code: number, reason: string) => void) | undefined;
+  #incomingError: (limit: number, bytes: number) => Error;
+  #outgoingError: (limit: number, bytes: number) => Error;
+  // The id the peer's next push takes in our export table, and our next push in our imports.
+  #peerNextId = 1;
+  #ownNextId = 1;
+  // Messages for our session that did not come from the peer, and the read they interrupt.
+  #injected: string[] = [];
+  #wake: (() => void) | undefined;
+  #pending: Promise<string> | undefined;
+  #fatal: Error | undefined;
+
+  /**
+   * Wraps a transport.
+   *
+   * @param inner The transport that carries the messages (e.g. capnweb's WebSocketTransport).
+   * @param options The limits, and how to close the connection.
+   */
+  constructor(inner: RpcTransport, options: SizeLimitOptions) {
+    this.#inner = inner;
+    this.#maxIn = options.maxIncomingBytes;
+    this.#maxOut = options.maxOutgoingBytes;
+    this.#close = options.close;
+    this.#incomingError = options.incomingError ??
+      ((limit, bytes) =>
+        new InvalidRequestError(`Message is larger than the ${limit}-byte limit: ${bytes} bytes`));
+    this.#outgoingError = options.outgoingError ??
+      ((limit, bytes) =>
+        new InternalError(
+          `Message to the client is larger than the ${limit}-byte limit: ${bytes} bytes`,
+        ));
+  }
+
+  /**
+   * Sends a message, or a small stand-in when it is over the outgoing limit.
+   *
+   * @param message One capnweb message.
+   * @returns What the inner transport returns.
+   */
+  send(message: string): void | Promise<void> {
+    const { kind, id } = headOf(message);
+    const ownId = allocatesId(kind) ? this.#ownNextId++ : id;
+    if (!exceedsUtf8(message, this.#maxOut)) return this.#inner.send(message);
+    const error = serialize(this.#outgoingError(this.#maxOut, utf8Length(message)));
+    switch (kind) {
+      case "resolve":
+      case "reject":
+        if (ownId !== undefined) return this.#inner.send(`["reject",${ownId},${error}]`);
+        break;
+      case "push":
+      case "stream":
+        this.#inject(`["reject",${ownId},${error}]`);
+        return this.#inner.send(`["${kind}",null]`);
+      case "abort":
+        return this.#inner.send(`["abort",${error}]`);
+    }
+    // Nothing else capnweb sends can be this large; let the peer judge it.
+    return this.#inner.send(message);
+  }
+
+  /**
+   * Receives the next message, replacing one over the incoming limit.
+   *
+   * @returns One capnweb message.
+   */
+  async receive(): Promise<string> {
+    while (true) {
+      const next = this.#injected.shift();
+      if (next !== undefined) return next;
+      if (!this.#pending) {
+        this.#pending = this.#inner.receive();
+        // Rejected once the connection closes; whoever is waiting then sees it.
+        this.#pending.catch(() => {});
+      }
+      const woken = new Promise<undefined>((resolve) => this.#wake = () => resolve(undefined));
+      const raw = await Promise.race([this.#pending, woken]);
+      this.#wake = undefined;
+      if (raw === undefined) continue;
+      this.#pending = undefined;
+      return this.#incoming(raw);
+    }
+  }
+
+  /**
+   * Ends the connection: with close code 1009 when the session ends over a message that broke
+   * the limit, otherwise as the inner transport does.
+   *
+   * @param reason Why the session ended.
+   */
+  abort(reason: unknown): void {
+    if (reason !== undefined && reason === this.#fatal && this.#close) {
+      this.#close(CLOSE_MESSAGE_TOO_BIG, this.#fatal.message.slice(0, 120));
+      return;
+    }
+    this.#inner.abort?.(reason);
+  }
+
+  #inject(message: string): void {
+    this.#injected.push(message);
+    this.#wake?.();
+  }
+
+  #incoming(raw: string | ArrayBuffer): string {
+    // capnweb text frames only; a binary frame is read as UTF-8, as its JSON would be.
+    const text = typeof raw === "string" ? raw : new TextDecoder().decode(raw);
+    const { kind, id } = headOf(text);
+    const peerId = allocatesId(kind) ? this.#peerNextId++ : id;
+    if (!exceedsUtf8(text, this.#maxIn)) return text;
+    const refusal = this.#incomingError(this.#maxIn, utf8Length(text));
+    const error = serialize(refusal);
+    switch (kind) {
+      case "push":
+      case "stream":
+        try {
+          this.#inner.send(`["reject",${peerId},${error}]`);
+        } catch {
+          // The connection is closing; the session will notice.
+        }
+        return `["${kind}",null]`;
+      case "resolve":
+      case "reject":
+        if (peerId !== undefined) return `["reject",${peerId},${error}]`;
+        break;
+      case "abort":
+        return `["abort",${error}]`;
+    }
+    this.#fatal = refusal;
+    throw refusal;
+  }
+}
