@@ -9,17 +9,9 @@ import { textOf } from "../src/tasks/executor.ts";
 import type { StreamEvent } from "../src/tasks/store.ts";
 import type { Subscription } from "../src/tasks/subscription.ts";
 import { TaskManager } from "../src/tasks/task_manager.ts";
-import { type Message, TERMINAL_STATES } from "../src/types/core.ts";
+import { TERMINAL_STATES } from "../src/types/core.ts";
 import { FaultyStore, STORES } from "./faulty_store.ts";
-
-function userMessage(text: string, taskId?: string): Message {
-  return {
-    messageId: crypto.randomUUID(),
-    role: "ROLE_USER",
-    parts: [{ text }],
-    ...(taskId !== undefined && { taskId }),
-  };
-}
+import { userMessage } from "./helpers.ts";
 
 /**
  * `ask` pauses for input; `big N` sends an artifact of N characters, then completes; anything
@@ -158,7 +150,7 @@ for (const [storeName, makeStore] of STORES) {
     const first = await t.manager.sendMessage("alice", { message: userMessage("ask") });
     const id = first.task!.id;
     t.store.fault = (_, change) => change.event === undefined;
-    const refused = userMessage("ask", id);
+    const refused = userMessage("ask", { taskId: id });
     assert.equal(
       await code(t.manager.sendMessage("alice", { message: refused })),
       ErrorCode.Internal,
@@ -167,7 +159,9 @@ for (const [storeName, makeStore] of STORES) {
     assert.equal(after.status.state, "TASK_STATE_INPUT_REQUIRED");
     assert.ok(!after.history!.some((m) => m.messageId === refused.messageId));
     t.store.fault = undefined;
-    const next = await t.manager.sendMessage("alice", { message: userMessage("ask", id) });
+    const next = await t.manager.sendMessage("alice", {
+      message: userMessage("ask", { taskId: id }),
+    });
     assert.equal(next.task?.status.state, "TASK_STATE_INPUT_REQUIRED");
     const canceled = await t.manager.cancelTask("alice", { id });
     assert.equal(canceled.status.state, "TASK_STATE_CANCELED");

@@ -8,17 +8,8 @@ import { textOf } from "../src/tasks/executor.ts";
 import type { StreamEvent } from "../src/tasks/store.ts";
 import type { Subscription } from "../src/tasks/subscription.ts";
 import { TaskManager } from "../src/tasks/task_manager.ts";
-import type { Message } from "../src/types/core.ts";
 import { STORES } from "./faulty_store.ts";
-
-function userMessage(text: string, taskId?: string): Message {
-  return {
-    messageId: crypto.randomUUID(),
-    role: "ROLE_USER",
-    parts: [{ text }],
-    ...(taskId !== undefined && { taskId }),
-  };
-}
+import { userMessage } from "./helpers.ts";
 
 /** Counts its executions; `ask` pauses for input, `hold` waits for `release()`, else completes. */
 function countingAgent() {
@@ -117,7 +108,7 @@ for (const [storeName, makeStore] of STORES) {
     await using t = await setup();
     const first = await t.manager.sendMessage("alice", { message: userMessage("ask") });
     const id = first.task!.id;
-    const follow = userMessage("ask", id);
+    const follow = userMessage("ask", { taskId: id });
     await t.manager.sendMessage("alice", { message: follow });
     const again = await t.manager.sendMessage("alice", { message: follow });
     assert.equal(again.task?.id, id);

@@ -21,6 +21,7 @@ import {
   TERMINAL_STATES,
 } from "../src/types/core.ts";
 import { STORES } from "./faulty_store.ts";
+import { userMessage } from "./helpers.ts";
 
 const SEED = Number(Deno.env.get("A2A_RACE_SEED") ?? Date.now() % 1_000_000);
 const SCALE = Number(Deno.env.get("A2A_RACE_REPS") ?? 1);
@@ -75,15 +76,6 @@ async function outcome<T>(
     if (err instanceof A2AError) return { ok: false, code: err.code, message: err.message };
     throw err;
   }
-}
-
-function userMessage(text: string, taskId?: string): Message {
-  return {
-    messageId: crypto.randomUUID(),
-    role: "ROLE_USER",
-    parts: [{ text }],
-    ...(taskId !== undefined && { taskId }),
-  };
 }
 
 /**
@@ -231,7 +223,7 @@ const scenarios: Array<[string, number, Scenario]> = [
   ["cancel racing a follow-up message", 100, async (run) => {
     const { manager, rand, label } = run;
     const { id, first } = await pausedTask(run);
-    const follow = userMessage(rand() < 0.5 ? "ask" : "done 2", id);
+    const follow = userMessage(rand() < 0.5 ? "ask" : "done 2", { taskId: id });
     const [sent, canceled] = await Promise.all([
       (async () => {
         await jitter(rand);
@@ -272,8 +264,8 @@ const scenarios: Array<[string, number, Scenario]> = [
   ["two follow-ups at once", 40, async (run) => {
     const { manager, rand, label } = run;
     const { id, first } = await pausedTask(run);
-    const a = userMessage("ask", id);
-    const b = userMessage("done 2", id);
+    const a = userMessage("ask", { taskId: id });
+    const b = userMessage("done 2", { taskId: id });
     const results = await Promise.all([a, b].map(async (m, i) => {
       await jitter(rand);
       return await outcome(
@@ -379,7 +371,7 @@ const scenarios: Array<[string, number, Scenario]> = [
   ["an artifact before WORKING on a follow-up", 20, async (run) => {
     const { manager, label } = run;
     const { id, first } = await pausedTask(run);
-    const follow = userMessage("artfirst", id);
+    const follow = userMessage("artfirst", { taskId: id });
     const sub = await manager.sendStreamingMessage("alice", { message: follow });
     const events = await drain(`${label}: follow-up stream`, sub);
     const last = events.at(-1)!;
@@ -392,7 +384,7 @@ const scenarios: Array<[string, number, Scenario]> = [
     const again = await pausedTask(run);
     const res = await bounded(
       `${label}: blocking follow-up`,
-      manager.sendMessage("alice", { message: userMessage("artfirst", again.id) }),
+      manager.sendMessage("alice", { message: userMessage("artfirst", { taskId: again.id }) }),
     );
     assert.equal(res.task?.status.state, "TASK_STATE_COMPLETED", `${label}: returns COMPLETED`);
     await finish(run);

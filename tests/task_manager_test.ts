@@ -17,7 +17,7 @@ import {
   type RequestContext,
   textOf,
 } from "../src/tasks/executor.ts";
-import type { StreamEvent } from "../src/tasks/store.ts";
+import { InMemoryTaskStore, type StreamEvent } from "../src/tasks/store.ts";
 import { StreamOverflowError, type Subscription } from "../src/tasks/subscription.ts";
 import { TaskManager } from "../src/tasks/task_manager.ts";
 import {
@@ -1067,4 +1067,23 @@ Deno.test("close() ends subscriptions of interrupted tasks with ServiceUnavailab
   // The snapshot queued before the shutdown is still delivered, then the stream fails.
   assert.equal(events[0]?.task?.id, task.id);
   assert.equal(manager.subscriberCount, 0);
+});
+
+Deno.test("a follow-up to a recently idle task reads nothing from the store, unless idleTasks is 0", async () => {
+  for (const idleTasks of [64, 0]) {
+    let reads = 0;
+    const store = new InMemoryTaskStore();
+    const get = store.get.bind(store);
+    store.get = (id, view) => {
+      reads++;
+      return get(id, view);
+    };
+    const manager = new TaskManager({ executor: byWord, store, idleTasks });
+    const task = await sendForTask(manager, "alice", "input");
+    await idle(manager);
+    const next = await send(manager, "alice", "complete", { taskId: task.id });
+    assert.equal(next.task?.status.state, "TASK_STATE_COMPLETED");
+    assert.equal(reads > 0, idleTasks === 0, `idleTasks ${idleTasks}: ${reads} reads`);
+    await manager.close();
+  }
 });
