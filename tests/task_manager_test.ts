@@ -1087,3 +1087,32 @@ Deno.test("a follow-up to a recently idle task reads nothing from the store, unl
     await manager.close();
   }
 });
+
+Deno.test("a task handed out does not change when its artifact grows afterwards", async () => {
+  const { executor, started, release } = (() => {
+    const started = Promise.withResolvers<RequestContext>();
+    const gate = Promise.withResolvers<void>();
+    const executor: AgentExecutor = {
+      async execute(ctx, events) {
+        await events.status("TASK_STATE_WORKING");
+        await events.artifact({ artifactId: "a", parts: [{ text: "1" }] });
+        started.resolve(ctx);
+        await gate.promise;
+        await events.artifact({ artifactId: "a", parts: [{ text: "2" }] }, { append: true });
+        await events.status("TASK_STATE_COMPLETED");
+      },
+    };
+    return { executor, started: started.promise, release: () => gate.resolve() };
+  })();
+  const manager = new TaskManager({ executor });
+  const pending = send(manager, "alice", "go");
+  const ctx = await started;
+  const before = await manager.getTask("alice", { id: ctx.taskId });
+  const log = await manager.store.events(ctx.taskId, 0);
+  release();
+  const done = (await pending).task!;
+  assert.equal(done.artifacts![0]!.parts.length, 2);
+  assert.equal(before.artifacts![0]!.parts.length, 1, "the earlier copy kept its one part");
+  assert.equal(log.at(-1)!.artifactUpdate!.artifact.parts.length, 1, "the logged event too");
+  await manager.close();
+});

@@ -2,6 +2,7 @@
 // persistent backend implements, and the in-memory store used by default.
 
 import { InternalError } from "../errors/errors.ts";
+import { ListingIndex, type ListingKey } from "./listing_index.ts";
 import {
   INTERRUPTED_STATES,
   type Message,
@@ -284,7 +285,7 @@ export function viewOf(record: TaskRecord, view: TaskView): TaskRecord {
  */
 export class InMemoryTaskStore implements TaskStore {
   #tasks = new Map<string, TaskRecord>();
-  #byOwner = new Map<string, Map<string, TaskRecord>>();
+  #byOwner = new Map<string, ListingIndex>();
   #events = new Map<string, StreamEvent[]>();
   #push = new Map<string, Map<string, PushConfigRecord>>();
   #messages = new Map<string, StoredMessage>();
@@ -307,13 +308,19 @@ export class InMemoryTaskStore implements TaskStore {
         );
       }
     }
+    const old = this.#tasks.get(id);
     this.#tasks.set(id, record);
+    const ts = record.task.status.timestamp ?? "";
+    const oldTs = old?.task.status.timestamp ?? "";
+    if (!old || oldTs !== ts) {
+      let mine = this.#byOwner.get(record.owner);
+      if (!mine) this.#byOwner.set(record.owner, mine = new ListingIndex());
+      if (old) mine.delete({ ts: oldTs, id });
+      mine.insert({ ts, id });
+    }
     for (const message of userMessagesOf(record, change)) {
       this.#messages.set(`${record.owner}\u0000${message.messageId}`, { taskId: id, message });
     }
-    let mine = this.#byOwner.get(record.owner);
-    if (!mine) this.#byOwner.set(record.owner, mine = new Map());
-    mine.set(id, record);
     if (event) {
       let log = this.#events.get(id);
       if (!log) this.#events.set(id, log = []);
@@ -334,10 +341,35 @@ export class InMemoryTaskStore implements TaskStore {
     return Promise.resolve(log.slice(Math.max(0, afterSeq)));
   }
 
-  /** Lists a user's tasks. */
+  /**
+   * Lists a user's tasks from an index kept in the listing's order: without filters a page is a
+   * binary search and a slice; filters scan the user's tasks.
+   */
   list(owner: string, query: TaskQuery): Promise<TaskPage> {
     try {
-      return Promise.resolve(pageOf(this.#byOwner.get(owner)?.values() ?? [], query));
+      const index = this.#byOwner.get(owner) ?? new ListingIndex();
+      const filtered = query.contextId !== undefined || query.status !== undefined ||
+        query.statusTimestampAfter !== undefined;
+      if (filtered) {
+        const all = [...index.values()].map((k) => this.#tasks.get(k.id)!);
+        return Promise.resolve(pageOf(all, query));
+      }
+      let cursor: ListingKey | undefined;
+      if (query.pageToken !== "") {
+        const decoded = decodePageToken(query.pageToken);
+        if (decoded === undefined) {
+          throw new RangeError("pageToken is not a token this server issued");
+        }
+        cursor = { ts: decoded[0], id: decoded[1] };
+      }
+      const { keys, more } = index.page(cursor, query.pageSize);
+      const records = keys.map((k) => this.#tasks.get(k.id)!);
+      const last = records.at(-1);
+      return Promise.resolve({
+        records,
+        nextPageToken: more && last ? encodePageToken(last) : "",
+        totalSize: index.size,
+      });
     } catch (err) {
       return Promise.reject(err);
     }

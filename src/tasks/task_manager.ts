@@ -172,7 +172,10 @@ export function trimTask(
   includeArtifacts = true,
 ): Task {
   const out: Task = { id: task.id, contextId: task.contextId, status: task.status };
-  if (includeArtifacts && task.artifacts) out.artifacts = task.artifacts;
+  // The core extends its artifacts' parts arrays in place: hand out copies of them.
+  if (includeArtifacts && task.artifacts) {
+    out.artifacts = task.artifacts.map((a) => ({ ...a, parts: [...a.parts] }));
+  }
   if (task.history && historyLength !== 0) {
     out.history = historyLength === undefined ? task.history : task.history.slice(-historyLength);
   }
@@ -199,26 +202,35 @@ function agentMessage(value: string | Message | Part[], task: { id: string; cont
 
 /**
  * Adds or extends an artifact in a copy of the list; returns the list with where the artifact
- * is and the index of its first new part, for a store that writes only what changed.
+ * is, the index of its first new part (for a store that writes only what changed), and how to
+ * take the change back if the store refuses it.
+ *
+ * An append extends the artifact's parts array in place, so that a chunk costs the same whatever
+ * the artifact's size: the core's record owns its parts arrays, and everything handed out of the
+ * core is a copy (`trimTask`), so no one else sees them grow.
  */
 function mergeArtifact(
   existing: Artifact[] | undefined,
   artifact: Artifact,
   append: boolean,
-): { artifacts: Artifact[]; index: number; fromPart: number } {
+): { artifacts: Artifact[]; index: number; fromPart: number; undo: () => void } {
   const artifacts = existing ? [...existing] : [];
   const index = artifacts.findIndex((a) => a.artifactId === artifact.artifactId);
+  // The event keeps the agent's object; the task gets its own parts array.
+  const own = { ...artifact, parts: [...artifact.parts] };
   if (index < 0) {
-    artifacts.push(artifact);
-    return { artifacts, index: artifacts.length - 1, fromPart: 0 };
+    artifacts.push(own);
+    return { artifacts, index: artifacts.length - 1, fromPart: 0, undo: () => {} };
   }
   if (!append) {
-    artifacts[index] = artifact;
-    return { artifacts, index, fromPart: 0 };
+    artifacts[index] = own;
+    return { artifacts, index, fromPart: 0, undo: () => {} };
   }
   const prev = artifacts[index]!;
-  artifacts[index] = { ...prev, ...artifact, parts: [...prev.parts, ...artifact.parts] };
-  return { artifacts, index, fromPart: prev.parts.length };
+  const fromPart = prev.parts.length;
+  prev.parts.push(...artifact.parts);
+  artifacts[index] = { ...prev, ...artifact, parts: prev.parts };
+  return { artifacts, index, fromPart, undo: () => void (prev.parts.length = fromPart) };
 }
 
 /**
@@ -840,7 +852,7 @@ export class TaskManager {
         await this.#store.commit(next, { historyAppended: 1 });
         active.record = next;
         active.controller = new AbortController();
-        const ctx = this.#context(active, userId, request, msg, task);
+        const ctx = this.#context(active, userId, request, msg, trimTask(task, undefined));
         const s = this.#subscriber(active, record.lastSeq, limit);
         s.push({
           seq: record.lastSeq,
@@ -1109,10 +1121,15 @@ export class TaskManager {
     if (options.append !== undefined) update.append = options.append;
     if (options.lastChunk !== undefined) update.lastChunk = options.lastChunk;
     if (options.metadata) update.metadata = options.metadata;
-    await this.#commit(active, { ...record, task: next, lastSeq: seq }, {
-      artifact: { index: merged.index, fromPart: merged.fromPart },
-      event: { seq, artifactUpdate: update },
-    });
+    try {
+      await this.#commit(active, { ...record, task: next, lastSeq: seq }, {
+        artifact: { index: merged.index, fromPart: merged.fromPart },
+        event: { seq, artifactUpdate: update },
+      });
+    } catch (err) {
+      merged.undo();
+      throw err;
+    }
   }
 
   /** Stores the new state with its event, then hands the event to every subscriber. */
