@@ -121,7 +121,9 @@ export {
 } from "./src/tasks/executor.ts";
 export {
   InMemoryTaskStore,
+  type InMemoryTaskStoreOptions,
   type PushConfigRecord,
+  type RetentionOptions,
   type StoredMessage,
   type StreamEvent,
   type TaskChange,

@@ -268,8 +268,28 @@ export function viewOf(record: TaskRecord, view: TaskView): TaskRecord {
   return { ...record, task };
 }
 
+/** How long a store keeps tasks that have ended. */
+export interface RetentionOptions {
+  /**
+   * How many tasks in a terminal state are kept; beyond that the oldest to have ended are
+   * evicted, with their event logs, push configs and messages (default 10 000).
+   */
+  maxTerminalTasks?: number;
+  /** How long a task is kept after it ended, in milliseconds (default 24 hours). */
+  terminalTtlMs?: number;
+}
+
+/** Options of an {@linkcode InMemoryTaskStore}. */
+export interface InMemoryTaskStoreOptions {
+  /** Eviction of ended tasks; tasks that have not ended are never evicted. */
+  retention?: RetentionOptions;
+}
+
 /**
- * The default TaskStore: everything in memory, gone when the process ends.
+ * The default TaskStore: everything in memory, gone when the process ends. Ended tasks are
+ * evicted beyond a count and after a time (see {@linkcode RetentionOptions}), so that a server
+ * that runs for months stays flat; a task that has not ended stays until it does. Eviction runs
+ * as tasks are written, so it needs no timer.
  *
  * @example Store and read a task
  * ```ts
@@ -289,6 +309,27 @@ export class InMemoryTaskStore implements TaskStore {
   #events = new Map<string, StreamEvent[]>();
   #push = new Map<string, Map<string, PushConfigRecord>>();
   #messages = new Map<string, StoredMessage>();
+  /** The message ids of each task, to drop its idempotency records with it. */
+  #messageIds = new Map<string, string[]>();
+  /** Ended tasks by the time they ended, oldest first (a Map keeps insertion order). */
+  #ended = new Map<string, number>();
+  #maxEnded: number;
+  #ttlMs: number;
+
+  /**
+   * Creates an empty store.
+   *
+   * @param options The retention of ended tasks.
+   */
+  constructor(options: InMemoryTaskStoreOptions = {}) {
+    this.#maxEnded = options.retention?.maxTerminalTasks ?? 10_000;
+    this.#ttlMs = options.retention?.terminalTtlMs ?? 24 * 60 * 60 * 1000;
+  }
+
+  /** How many tasks the store holds. */
+  get size(): number {
+    return this.#tasks.size;
+  }
 
   /** Reads a task. */
   get(taskId: string, view?: TaskView): Promise<TaskRecord | undefined> {
@@ -320,13 +361,42 @@ export class InMemoryTaskStore implements TaskStore {
     }
     for (const message of userMessagesOf(record, change)) {
       this.#messages.set(`${record.owner}\u0000${message.messageId}`, { taskId: id, message });
+      let ids = this.#messageIds.get(id);
+      if (!ids) this.#messageIds.set(id, ids = []);
+      ids.push(message.messageId);
+    }
+    if (TERMINAL_STATES.has(record.task.status.state) && !this.#ended.has(id)) {
+      this.#ended.set(id, Date.now());
     }
     if (event) {
       let log = this.#events.get(id);
       if (!log) this.#events.set(id, log = []);
       log.push(event);
     }
+    this.#evict();
     return Promise.resolve();
+  }
+
+  /** Drops the ended tasks beyond the count and past the time limit, oldest first. */
+  #evict(): void {
+    const expired = Date.now() - this.#ttlMs;
+    for (const [id, at] of this.#ended) {
+      if (this.#ended.size <= this.#maxEnded && at > expired) break;
+      this.#ended.delete(id);
+      const record = this.#tasks.get(id);
+      this.#tasks.delete(id);
+      this.#events.delete(id);
+      this.#push.delete(id);
+      for (const messageId of this.#messageIds.get(id) ?? []) {
+        this.#messages.delete(`${record?.owner}\u0000${messageId}`);
+      }
+      this.#messageIds.delete(id);
+      if (record) {
+        const index = this.#byOwner.get(record.owner);
+        index?.delete({ ts: record.task.status.timestamp ?? "", id });
+        if (index?.size === 0) this.#byOwner.delete(record.owner);
+      }
+    }
   }
 
   /** Finds a user's message by its id. */
