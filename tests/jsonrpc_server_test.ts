@@ -403,3 +403,22 @@ Deno.test("the JSON-RPC handler works without a network: createHandler() answers
     await handler.close();
   }
 });
+
+Deno.test("a request nested 100,000 levels deep gets -32602 naming the limit, and others are served", async () => {
+  await using server = startServer();
+  const depth = 100_000;
+  const deep = `${'{"a":'.repeat(depth)}1${"}".repeat(depth)}`;
+  const message = JSON.stringify(userMessage("deep")).slice(0, -1) + `,"metadata":${deep}}`;
+  const body = `{"jsonrpc":"2.0","id":7,"method":"SendMessage","params":{"message":${message}}}`;
+  const [deepRes, healthy] = await Promise.all([
+    post(server, undefined, { body }).then(async (r) => ({
+      status: r.status,
+      body: await r.json(),
+    })),
+    rpc(server, "SendMessage", { message: userMessage("healthy") }),
+  ]);
+  assert.equal(deepRes.status, 200);
+  assert.equal(deepRes.body.error.code, -32602);
+  assert.match(deepRes.body.error.message, /nested deeper than 64 levels/);
+  assert.equal(healthy.body.result.task.status.state, "TASK_STATE_COMPLETED");
+});

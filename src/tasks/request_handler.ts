@@ -1,6 +1,7 @@
 // The one request handler behind every binding: parses each operation's parameters from the
 // network with its schema, checks the agent's declared capabilities, then calls the task core.
 
+import { MAX_JSON_DEPTH, nestsDeeperThan } from "../util/json_depth.ts";
 import type { z } from "zod";
 import {
   ExtendedAgentCardNotConfiguredError,
@@ -76,6 +77,13 @@ export function dropNulls(value: unknown): unknown {
  * @returns The parsed value.
  */
 export function parseParams<T>(schema: z.ZodType<T>, value: unknown, prefix = ""): T {
+  // Checked first: the steps below recurse, and a deep enough document would overflow the stack.
+  if (nestsDeeperThan(value, MAX_JSON_DEPTH)) {
+    throw new InvalidParamsError(
+      `Invalid params: nested deeper than ${MAX_JSON_DEPTH} levels`,
+      [{ field: prefix || "(params)", description: `must nest at most ${MAX_JSON_DEPTH} levels` }],
+    );
+  }
   const result = schema.safeParse(value === undefined ? {} : dropNulls(value));
   if (result.success) return result.data;
   const violations = result.error.issues.map((issue) => {
