@@ -1,7 +1,11 @@
 // Unit tests of bearer-token verification, one-time tickets and session bookkeeping.
 
 import assert from "node:assert/strict";
-import { AuthenticationError, InvalidParamsError } from "../src/errors/errors.ts";
+import {
+  AuthenticationError,
+  InvalidParamsError,
+  ServiceUnavailableError,
+} from "../src/errors/errors.ts";
 import { parseTokenList, StaticTokenVerifier } from "../src/auth/tokens.ts";
 import { SessionManager } from "../src/auth/sessions.ts";
 
@@ -146,15 +150,29 @@ Deno.test("SessionManager.ticketCount does not count expired tickets", async () 
   assert.equal(sessions.ticketCount, 0);
 });
 
-Deno.test("SessionManager drops the oldest tickets beyond maxTickets", async () => {
+Deno.test("SessionManager drops a user's own oldest ticket beyond maxTicketsPerUser, never another user's", async () => {
+  const sessions = new SessionManager({ verifier, maxTicketsPerUser: 2 });
+  const alice = await sessions.issueTicket("token-a");
+  // bob fetches far more tickets than his share: only his own old ones go.
+  const bobs = [];
+  for (let i = 0; i < 50; i++) bobs.push(await sessions.issueTicket("token-b"));
+  assert.equal(sessions.ticketCount, 3);
+  assert.deepEqual(await sessions.authenticate({ ticket: alice.ticket }), { userId: "alice" });
+  await assert.rejects(sessions.authenticate({ ticket: bobs[0]!.ticket }), AuthenticationError);
+  assert.deepEqual(await sessions.authenticate({ ticket: bobs[49]!.ticket }), { userId: "bob" });
+});
+
+Deno.test("SessionManager refuses a ticket with ServiceUnavailableError beyond maxTickets in all", async () => {
   const sessions = new SessionManager({ verifier, maxTickets: 2 });
   const first = await sessions.issueTicket("token-a");
-  const second = await sessions.issueTicket("token-b");
-  const third = await sessions.issueTicket("token-a");
-  assert.equal(sessions.ticketCount, 2);
-  await assert.rejects(sessions.authenticate({ ticket: first.ticket }), AuthenticationError);
-  assert.deepEqual(await sessions.authenticate({ ticket: second.ticket }), { userId: "bob" });
-  assert.deepEqual(await sessions.authenticate({ ticket: third.ticket }), { userId: "alice" });
+  await sessions.issueTicket("token-b");
+  await assert.rejects(
+    sessions.issueTicket("token-a"),
+    (e: unknown) =>
+      e instanceof ServiceUnavailableError && /Too many unused tickets/.test(e.message),
+  );
+  assert.deepEqual(await sessions.authenticate({ ticket: first.ticket }), { userId: "alice" });
+  assert.ok(await sessions.issueTicket("token-a"), "a used ticket makes room");
 });
 
 Deno.test("SessionManager.authenticate() accepts a valid bearer token", async () => {

@@ -1,7 +1,11 @@
 // One-time tickets for clients that cannot send headers (browsers opening a WebSocket), and the
 // bookkeeping of live sessions and the capabilities each one holds.
 
-import { AuthenticationError, InvalidParamsError } from "../errors/errors.ts";
+import {
+  AuthenticationError,
+  InvalidParamsError,
+  ServiceUnavailableError,
+} from "../errors/errors.ts";
 import type { Principal, TokenVerifier } from "./tokens.ts";
 
 /** A one-time ticket, as `POST /a2a/auth` returns it. */
@@ -23,7 +27,15 @@ export interface SessionManagerOptions {
   verifier: TokenVerifier;
   /** How long a ticket stays valid, in milliseconds (default 30 000). */
   ticketTtlMs?: number;
-  /** How many unused tickets may exist at once (default 10 000); older ones are dropped. */
+  /**
+   * How many unused tickets one user may have (default 100); a new one drops that user's oldest,
+   * never another user's.
+   */
+  maxTicketsPerUser?: number;
+  /**
+   * How many unused tickets may exist in all (default 100 000); past that a new ticket is
+   * refused with ServiceUnavailableError until some are used or expire.
+   */
   maxTickets?: number;
 }
 
@@ -118,8 +130,11 @@ export class SessionManager {
   #verifier: TokenVerifier;
   #ttl: number;
   #maxTickets: number;
+  #maxPerUser: number;
   // Insertion order is issue order, so the oldest tickets come first.
   #tickets = new Map<string, { userId: string; expires: number }>();
+  /** Each user's tickets in issue order; used and expired ones are dropped lazily. */
+  #byUser = new Map<string, string[]>();
   #sessions = new Set<Session>();
 
   /**
@@ -130,7 +145,8 @@ export class SessionManager {
   constructor(options: SessionManagerOptions) {
     this.#verifier = options.verifier;
     this.#ttl = options.ticketTtlMs ?? 30_000;
-    this.#maxTickets = options.maxTickets ?? 10_000;
+    this.#maxTickets = options.maxTickets ?? 100_000;
+    this.#maxPerUser = options.maxTicketsPerUser ?? 100;
   }
 
   /** How many sessions are open. */
@@ -175,16 +191,20 @@ export class SessionManager {
     const { userId } = await this.verifyToken(token);
     const now = Date.now();
     this.#purge(now);
-    while (this.#tickets.size >= this.#maxTickets) {
-      const oldest = this.#tickets.keys().next().value;
-      if (oldest === undefined) break;
-      this.#tickets.delete(oldest);
+    const mine = (this.#byUser.get(userId) ?? []).filter((t) => this.#tickets.has(t));
+    while (mine.length >= this.#maxPerUser) this.#tickets.delete(mine.shift()!);
+    if (this.#tickets.size >= this.#maxTickets) {
+      throw new ServiceUnavailableError(
+        `Too many unused tickets (${this.#maxTickets}); try again in a few seconds`,
+      );
     }
     const bytes = crypto.getRandomValues(new Uint8Array(32));
     const ticket = btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_")
       .replace(/=+$/, "");
     const expires = now + this.#ttl;
     this.#tickets.set(ticket, { userId, expires });
+    mine.push(ticket);
+    this.#byUser.set(userId, mine);
     return { ticket, userId, expiresAt: new Date(expires).toISOString() };
   }
 
@@ -205,6 +225,11 @@ export class SessionManager {
     if (typeof ticket === "string" && token === undefined) {
       const entry = this.#tickets.get(ticket);
       this.#tickets.delete(ticket);
+      if (entry) {
+        const left = this.#byUser.get(entry.userId)?.filter((t) => t !== ticket) ?? [];
+        if (left.length === 0) this.#byUser.delete(entry.userId);
+        else this.#byUser.set(entry.userId, left);
+      }
       if (!entry || entry.expires <= Date.now()) {
         throw new AuthenticationError("Invalid, expired or already used ticket");
       }
@@ -234,9 +259,16 @@ export class SessionManager {
 
   #purge(now: number): void {
     // Every ticket has the same lifetime, so issue order is expiry order: stop at the first live one.
+    const touched = new Set<string>();
     for (const [t, e] of this.#tickets) {
       if (e.expires > now) break;
       this.#tickets.delete(t);
+      touched.add(e.userId);
+    }
+    for (const user of touched) {
+      const live = (this.#byUser.get(user) ?? []).filter((t) => this.#tickets.has(t));
+      if (live.length === 0) this.#byUser.delete(user);
+      else this.#byUser.set(user, live);
     }
   }
 }

@@ -6,7 +6,7 @@ import { newHttpBatchRpcResponse, RpcSession, WebSocketTransport } from "capnweb
 import { SessionManager } from "../auth/sessions.ts";
 import { PushDispatcher, type PushOptions } from "../push/dispatcher.ts";
 import type { TokenVerifier } from "../auth/tokens.ts";
-import { A2AError, InvalidRequestError } from "../errors/errors.ts";
+import { A2AError, InvalidRequestError, ServiceUnavailableError } from "../errors/errors.ts";
 import { createJsonRpcHandler } from "../jsonrpc/server.ts";
 import { JSONRPC_BINDING } from "../jsonrpc/protocol.ts";
 import { A2AService, redactError } from "../rpc/service.ts";
@@ -374,6 +374,9 @@ export function createHandler(options: HandlerOptions): A2AHandler {
       const ticket = await sessions.issueTicket(match[1]!);
       return json(ticket, 200, { "cache-control": "no-store" });
     } catch (err) {
+      if (err instanceof ServiceUnavailableError) {
+        return httpError(503, err.message, { "retry-after": "5" });
+      }
       if (err instanceof A2AError) {
         return httpError(401, err.message, {
           "www-authenticate": 'Bearer realm="a2a", error="invalid_token"',
