@@ -107,6 +107,7 @@ export {
   PushNotificationNotSupportedError,
   ServiceUnavailableError,
   TaskNotCancelableError,
+  QuotaExceededError,
   TaskNotFoundError,
   UnsupportedOperationError,
   VersionNotSupportedError,

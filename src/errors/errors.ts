@@ -16,6 +16,7 @@ export const ErrorCode = {
   StreamOverflow: -31002,
   ServiceUnavailable: -31003,
   ConnectionLost: -31004,
+  QuotaExceeded: -31005,
   ParseError: -32700,
   InvalidRequest: -32600,
   MethodNotFound: -32601,
@@ -380,6 +381,21 @@ export class ConnectionLostError extends A2AError {
   }
 }
 
+/**
+ * A per-user quota is used up (-31005): too many unfinished tasks, open streams or push configs.
+ * Retryable once the user's tasks end or streams close; HTTP bindings answer 429.
+ */
+export class QuotaExceededError extends A2AError {
+  /**
+   * Creates the error.
+   *
+   * @param message Which quota, and its limit.
+   */
+  constructor(message = "Quota exceeded") {
+    super(ErrorCode.QuotaExceeded, message, "QUOTA_EXCEEDED");
+  }
+}
+
 const BY_CODE: Record<number, (message: string) => A2AError> = {
   [ErrorCode.TaskNotFound]: (m) => new TaskNotFoundError(undefined, m),
   [ErrorCode.TaskNotCancelable]: (m) => new TaskNotCancelableError(undefined, m),
@@ -397,6 +413,7 @@ const BY_CODE: Record<number, (message: string) => A2AError> = {
   [ErrorCode.Unauthenticated]: (m) => new AuthenticationError(m),
   [ErrorCode.ServiceUnavailable]: (m) => new ServiceUnavailableError(m),
   [ErrorCode.ConnectionLost]: (m) => new ConnectionLostError(m),
+  [ErrorCode.QuotaExceeded]: (m) => new QuotaExceededError(m),
   [ErrorCode.StreamOverflow]: (m) => {
     const e = new StreamOverflowError(0, 0);
     e.message = m;

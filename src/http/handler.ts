@@ -64,6 +64,15 @@ export interface ServerLimits {
   streamWindow?: number;
   /** Lifetime of a ticket from `POST /a2a/auth`, in milliseconds (default 30 000). */
   ticketTtlMs?: number;
+  /** Unused tickets one user may hold; a new one drops that user's oldest (default 100). */
+  maxTicketsPerUser?: number;
+  /**
+   * Tasks one user may have that have not ended (default 100); past it a new task gets
+   * QuotaExceededError (-31005, HTTP 429 on JSON-RPC).
+   */
+  maxUnfinishedTasksPerUser?: number;
+  /** Streams one user may have open on all bindings together (default 100; then -31005). */
+  maxStreamsPerUser?: number;
   /**
    * Milliseconds of silence after which a JSON-RPC SSE stream gets a keep-alive comment
    * (default 15 000; 0 turns it off).
@@ -246,10 +255,14 @@ export function createHandler(options: HandlerOptions): A2AHandler {
     ...(options.store && { store: options.store }),
     ...(limits.subscriberBufferLimit !== undefined &&
       { subscriberBufferLimit: limits.subscriberBufferLimit }),
+    ...(limits.maxUnfinishedTasksPerUser !== undefined &&
+      { maxUnfinishedTasksPerUser: limits.maxUnfinishedTasksPerUser }),
+    ...(limits.maxStreamsPerUser !== undefined && { maxStreamsPerUser: limits.maxStreamsPerUser }),
   });
   const sessions = new SessionManager({
     verifier: options.verifier,
     ...(limits.ticketTtlMs !== undefined && { ticketTtlMs: limits.ticketTtlMs }),
+    ...(limits.maxTicketsPerUser !== undefined && { maxTicketsPerUser: limits.maxTicketsPerUser }),
   });
   const cards = new Map<string, { card: AgentCard; body: string; etag: string }>();
   const cardFor = async (origin: string) => {

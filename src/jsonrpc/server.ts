@@ -12,6 +12,7 @@ import {
   InvalidRequestError,
   JSONParseError,
   MethodNotFoundError,
+  QuotaExceededError,
   ServiceUnavailableError,
   VersionNotSupportedError,
 } from "../errors/errors.ts";
@@ -390,8 +391,12 @@ export function createJsonRpcHandler(options: JsonRpcHandlerOptions): JsonRpcHan
     }
     const params = envelope.params;
     const call: CallContext = { userId: principal.userId, origin: url.origin };
-    const answer = (res: JsonRpcResponse) =>
-      notification ? new Response(null, { status: 204, headers: extra }) : reply(res);
+    const answer = (res: JsonRpcResponse, err?: unknown) => {
+      if (notification) return new Response(null, { status: 204, headers: extra });
+      // A used-up quota is the one error a client should back off from: say so in HTTP too.
+      if (err instanceof QuotaExceededError) return reply(res, 429, { "retry-after": "1" });
+      return reply(res);
+    };
     try {
       checkVersion(requestedVersion(req, url), versions);
       handler.requireExtensions(parseExtensions(req.headers.get(HEADERS.extensions)));
@@ -416,7 +421,7 @@ export function createJsonRpcHandler(options: JsonRpcHandlerOptions): JsonRpcHan
       }
       return stream(sub, id);
     } catch (err) {
-      return answer(failure(id, err));
+      return answer(failure(id, err), err);
     }
   };
 

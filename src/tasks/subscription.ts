@@ -22,6 +22,8 @@ export class Subscription implements AsyncIterableIterator<StreamEvent> {
   #onClose: (() => void) | undefined;
   #lastSeq: number;
   #overflowed = false;
+  #notified = false;
+  #closeListeners: Array<() => void> = [];
 
   /**
    * Creates an empty subscription.
@@ -169,6 +171,20 @@ export class Subscription implements AsyncIterableIterator<StreamEvent> {
   #notifyClose(): void {
     const cb = this.#onClose;
     this.#onClose = undefined;
+    this.#notified = true;
     cb?.();
+    const more = this.#closeListeners;
+    this.#closeListeners = [];
+    for (const l of more) l();
+  }
+
+  /**
+   * Calls `listener` once when the subscription ends for any reason (at once if it has).
+   *
+   * @param listener The callback.
+   */
+  whenClosed(listener: () => void): void {
+    if (this.#notified) listener();
+    else this.#closeListeners.push(listener);
   }
 }

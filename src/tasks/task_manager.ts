@@ -7,6 +7,7 @@ import {
   InternalError,
   InvalidAgentResponseError,
   InvalidParamsError,
+  QuotaExceededError,
   ServiceUnavailableError,
   TaskNotCancelableError,
   TaskNotFoundError,
@@ -67,6 +68,17 @@ export interface TaskManagerOptions {
    * other processes write the same store: the copy kept here would not see their writes.
    */
   idleTasks?: number;
+  /**
+   * How many tasks one user may have that have not ended (SUBMITTED, WORKING or interrupted),
+   * counted since this manager started (default 100). A new task past it is refused with
+   * QuotaExceededError (-31005); finishing or canceling one makes room.
+   */
+  maxUnfinishedTasksPerUser?: number;
+  /**
+   * How many streams (SendStreamingMessage and SubscribeToTask, on every binding) one user may
+   * have open at once (default 100); one more is refused with QuotaExceededError (-31005).
+   */
+  maxStreamsPerUser?: number;
 }
 
 /** A listener that sees every event of every task, with the task's owner. */
@@ -262,6 +274,12 @@ export class TaskManager {
   #store: TaskStore;
   #bufferLimit: number;
   #idleLimit: number;
+  #maxUnfinished: number;
+  #maxStreams: number;
+  /** Each user's tasks that have not ended, as far as this manager has seen. */
+  #unfinished = new Map<string, Set<string>>();
+  /** How many streams each user has open. */
+  #streams = new Map<string, number>();
   /** Tasks recently forgotten, as last committed: least recently used first. */
   #idle = new Map<string, TaskRecord>();
   #active = new Map<string, ActiveTask>();
@@ -285,6 +303,8 @@ export class TaskManager {
     this.#store = options.store ?? new InMemoryTaskStore();
     this.#bufferLimit = options.subscriberBufferLimit ?? 1024;
     this.#idleLimit = options.idleTasks ?? 64;
+    this.#maxUnfinished = options.maxUnfinishedTasksPerUser ?? 100;
+    this.#maxStreams = options.maxStreamsPerUser ?? 100;
   }
 
   /** The store this manager writes to. */
@@ -368,7 +388,15 @@ export class TaskManager {
    * @returns The subscription; close it to stop receiving.
    */
   async sendStreamingMessage(userId: string, request: SendMessageRequest): Promise<Subscription> {
-    return (await this.#start(userId, request, this.#bufferLimit)).sub;
+    const giveBack = this.#takeStream(userId);
+    try {
+      const { sub } = await this.#start(userId, request, this.#bufferLimit);
+      sub.whenClosed(giveBack);
+      return sub;
+    } catch (err) {
+      giveBack();
+      throw err;
+    }
   }
 
   /**
@@ -381,6 +409,43 @@ export class TaskManager {
    * @returns The subscription; close it to stop receiving.
    */
   async subscribeToTask(
+    userId: string,
+    request: { id: string; afterSeq?: number },
+  ): Promise<Subscription> {
+    const giveBack = this.#takeStream(userId);
+    try {
+      const sub = await this.#subscribe(userId, request);
+      sub.whenClosed(giveBack);
+      return sub;
+    } catch (err) {
+      giveBack();
+      throw err;
+    }
+  }
+
+  /**
+   * Takes one of the user's stream slots, before the stream opens, and returns the function that
+   * gives it back (once) when the stream ends or fails to open.
+   */
+  #takeStream(userId: string): () => void {
+    const open = this.#streams.get(userId) ?? 0;
+    if (open >= this.#maxStreams) {
+      throw new QuotaExceededError(
+        `Too many open streams: at most ${this.#maxStreams} per user; close one first`,
+      );
+    }
+    this.#streams.set(userId, open + 1);
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      const n = (this.#streams.get(userId) ?? 1) - 1;
+      if (n <= 0) this.#streams.delete(userId);
+      else this.#streams.set(userId, n);
+    };
+  }
+
+  async #subscribe(
     userId: string,
     request: { id: string; afterSeq?: number },
   ): Promise<Subscription> {
@@ -660,6 +725,18 @@ export class TaskManager {
     }
   }
 
+  /** Adds a task to, or takes it from, its user's count of tasks that have not ended. */
+  #countUnfinished(userId: string, taskId: string, add: boolean): void {
+    let mine = this.#unfinished.get(userId);
+    if (add) {
+      if (!mine) this.#unfinished.set(userId, mine = new Set());
+      mine.add(taskId);
+    } else if (mine) {
+      mine.delete(taskId);
+      if (mine.size === 0) this.#unfinished.delete(userId);
+    }
+  }
+
   /** Aborts the current execution's signal, once. */
   #abort(active: ActiveTask): void {
     if (!active.controller.signal.aborted) {
@@ -785,10 +862,18 @@ export class TaskManager {
       if (message.taskId !== undefined && message.taskId !== "") {
         return await this.#continue(userId, message.taskId, request, limit);
       }
+      const mine = this.#unfinished.get(userId);
+      if (mine && mine.size >= this.#maxUnfinished) {
+        throw new QuotaExceededError(
+          `Too many unfinished tasks: at most ${this.#maxUnfinished} per user; ` +
+            `finish or cancel one first`,
+        );
+      }
       const id = crypto.randomUUID();
       const active = new ActiveTask(id, userId);
       active.holds = 1;
       this.#active.set(id, active);
+      this.#countUnfinished(userId, id, true);
       try {
         const contextId = message.contextId || crypto.randomUUID();
         const msg: Message = { ...message, taskId: id, contextId };
@@ -910,7 +995,8 @@ export class TaskManager {
         await this.#end(active, startSeq, failed, outcome);
       } finally {
         active.executing = false;
-        // A first message that made no task (a direct reply, a refusal) is not remembered.
+        // A first message that made no task is neither counted nor remembered.
+        if (!active.record) this.#countUnfinished(active.owner, active.id, false);
         active.accepted?.();
         active.accepted = undefined;
         this.#forget(active);
@@ -1147,6 +1233,9 @@ export class TaskManager {
     }
     // Streams end on a transition into a final state, not on any event while in one: an agent may
     // publish an artifact on a continuation before it sets WORKING.
+    if (event.statusUpdate && TERMINAL_STATES.has(event.statusUpdate.status.state)) {
+      this.#countUnfinished(record.owner, record.task.id, false);
+    }
     if (event.statusUpdate && isFinal(event.statusUpdate.status.state)) {
       active.finalSeq = event.seq;
       for (const s of [...active.subscribers]) s.end();
