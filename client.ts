@@ -123,10 +123,14 @@ export interface ConnectOptions {
   /**
    * Reconnection after a lost WebSocket connection (on by default): open streams resume from
    * their last `seq`, reads are retried, other calls in flight fail with ConnectionLostError.
-   * `false` turns it off.
+   * It keeps trying until `close()` unless `budgetMs` or `maxAttempts` is set. `false` turns it
+   * off.
    */
   reconnect?: ReconnectOptions | false;
-  /** How often to ping the server, and how long to wait for the answer. */
+  /**
+   * How often to ping the server, and how long to wait for the answer (default every 5 s, 4 s
+   * to answer: a dead connection is noticed within 9 s).
+   */
   liveness?: LivenessOptions;
   /**
    * The largest message accepted from the agent, in bytes: a capnweb message (a result or a

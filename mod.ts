@@ -105,9 +105,9 @@ export {
   JSONParseError,
   MethodNotFoundError,
   PushNotificationNotSupportedError,
+  QuotaExceededError,
   ServiceUnavailableError,
   TaskNotCancelableError,
-  QuotaExceededError,
   TaskNotFoundError,
   UnsupportedOperationError,
   VersionNotSupportedError,
@@ -155,6 +155,7 @@ export {
   StaticTokenVerifier,
   type TokenVerifier,
 } from "./src/auth/tokens.ts";
+export { JwtVerifier, type JwtVerifierOptions, type PublicJwk } from "./src/auth/jwt.ts";
 export {
   type Credentials,
   Session,

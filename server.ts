@@ -40,7 +40,8 @@
  */
 
 import { configure, getConsoleSink, getLogger } from "@logtape/logtape";
-import { StaticTokenVerifier } from "./src/auth/tokens.ts";
+import { JwtVerifier } from "./src/auth/jwt.ts";
+import { StaticTokenVerifier, type TokenVerifier } from "./src/auth/tokens.ts";
 import { demoAgent, demoAgentCard } from "./src/demo/agent.ts";
 import { KvTaskStore } from "./src/tasks/kv_store.ts";
 import {
@@ -133,6 +134,14 @@ interface ServerArgs {
   hostname: string;
   publicUrl?: string;
   dataPath?: string;
+  allowedOrigins?: string;
+}
+
+/** The `allowedOrigins` option from `"*"` or a comma-separated list (none when unset). */
+function originsOption(list: string | undefined): Pick<ServeOptions, "allowedOrigins"> {
+  if (!list) return {};
+  const origins = list.split(",").map((o) => o.trim()).filter((o) => o !== "");
+  return { allowedOrigins: origins.includes("*") ? "*" : origins };
 }
 
 function parseArgs(args: string[]): ServerArgs {
@@ -163,6 +172,9 @@ function parseArgs(args: string[]): ServerArgs {
       case "--public-url":
         out.publicUrl = new URL(value()).origin;
         break;
+      case "--allowed-origins":
+        out.allowedOrigins = value();
+        break;
       case "--data":
         out.dataPath = value();
         break;
@@ -177,7 +189,7 @@ function parseArgs(args: string[]): ServerArgs {
 }
 
 const USAGE = `Usage: deno run -A server.ts [--port N] [--hostname H]
-         [--public-url URL] [--data PATH]
+         [--public-url URL] [--data PATH] [--allowed-origins LIST]
 
 Runs the a2a-capnweb demo agent.
   --port N          port to listen on (default 8000; 0 picks a free port)
@@ -187,9 +199,56 @@ Runs the a2a-capnweb demo agent.
                     repository's deno.json, else run with --unstable-kv); tasks
                     left running by a previous process are marked FAILED at start
                     (default: in memory, lost on exit)
+  --allowed-origins LIST  browser origins that may call the server, comma-separated
+                    exact origins ("https://app.example.com") or "*" (default "*";
+                    requests without an Origin header and same-origin ones always pass)
 Environment:
   A2A_TOKENS        bearer tokens, "user=token,user2=token2" (default "${DEMO_TOKENS}")
-  A2A_DATA          the same as --data`;
+  A2A_JWT_JWKS_URL  verify bearer tokens as JWTs signed by keys from this JWKS URL
+                    (replaces A2A_TOKENS; https, or http on a loopback host)
+  A2A_JWT_ISSUER    the required "iss" (required with A2A_JWT_JWKS_URL)
+  A2A_JWT_AUDIENCE  the required "aud", comma-separated for several (required too)
+  A2A_JWT_ALGORITHMS  allowed "alg" values, comma-separated (default RS256,ES256,EdDSA)
+  A2A_JWT_USER_CLAIM  the claim that names the user (default sub)
+  A2A_DATA          the same as --data
+  A2A_ALLOWED_ORIGINS  the same as --allowed-origins`;
+
+/** The verifier from the environment: JWT when A2A_JWT_JWKS_URL is set, else A2A_TOKENS. */
+function verifierFromEnv(): TokenVerifier {
+  const env = (name: string) => Deno.env.get(name)?.trim() || undefined;
+  const csv = (v: string) => v.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  const jwksUrl = env("A2A_JWT_JWKS_URL");
+  if (jwksUrl === undefined) {
+    const tokens = env("A2A_TOKENS");
+    if (!tokens) {
+      getLogger(["a2a-capnweb", "server"]).warn(
+        "A2A_TOKENS is not set: accepting the demo tokens {tokens}",
+        { tokens: DEMO_TOKENS },
+      );
+    }
+    return StaticTokenVerifier.fromList(tokens || DEMO_TOKENS);
+  }
+  const issuer = env("A2A_JWT_ISSUER");
+  const audience = env("A2A_JWT_AUDIENCE");
+  const algorithms = env("A2A_JWT_ALGORITHMS");
+  const userClaim = env("A2A_JWT_USER_CLAIM");
+  try {
+    if (issuer === undefined || audience === undefined) {
+      throw new TypeError("A2A_JWT_ISSUER and A2A_JWT_AUDIENCE are required");
+    }
+    return new JwtVerifier({
+      jwksUrl,
+      issuer,
+      audience: csv(audience),
+      ...(algorithms !== undefined && { algorithms: csv(algorithms) }),
+      ...(userClaim !== undefined && { userClaim }),
+    });
+  } catch (err) {
+    // deno-lint-ignore no-console
+    console.error(`Cannot set up JWT verification: ${(err as Error).message}`);
+    Deno.exit(2);
+  }
+}
 
 async function main(): Promise<void> {
   let args;
@@ -209,10 +268,7 @@ async function main(): Promise<void> {
     ],
   });
   const log = getLogger(["a2a-capnweb", "server"]);
-  const tokens = Deno.env.get("A2A_TOKENS");
-  if (!tokens) {
-    log.warn("A2A_TOKENS is not set: accepting the demo tokens {tokens}", { tokens: DEMO_TOKENS });
-  }
+  const verifier = verifierFromEnv();
   const dataPath = args.dataPath ?? (Deno.env.get("A2A_DATA") || undefined);
   let store: KvTaskStore | undefined;
   if (dataPath !== undefined) {
@@ -228,9 +284,10 @@ async function main(): Promise<void> {
     port: args.port,
     hostname: args.hostname,
     ...(args.publicUrl !== undefined && { publicUrl: args.publicUrl }),
+    ...originsOption(args.allowedOrigins ?? Deno.env.get("A2A_ALLOWED_ORIGINS")),
     agentCard: demoAgentCard,
     executor: demoAgent,
-    verifier: StaticTokenVerifier.fromList(tokens || DEMO_TOKENS),
+    verifier,
     ...(store && { store }),
     extendedAgentCard: {
       ...demoAgentCard,

@@ -1,5 +1,5 @@
 // A TCP proxy for fault-injection tests: sits between the real client and the real server on
-// 127.0.0.1 and can cut, stall or delay the connections that pass through it.
+// 127.0.0.1 and can cut, stall, blackhole, delay or refuse the connections that pass through it.
 
 /** One proxied connection: the client side and the server side. */
 interface Pair {
@@ -7,6 +7,8 @@ interface Pair {
   server: Deno.TcpConn;
   done: Promise<void>;
   stalled: boolean;
+  /** Drops what either side sends, and any close, without closing anything itself. */
+  blackholed: boolean;
   waiters: (() => void)[];
 }
 
@@ -20,6 +22,8 @@ export class TcpProxy implements AsyncDisposable {
   delayMs = 0;
   /** How many connections were accepted in all. */
   accepted = 0;
+  /** Closes each new connection as soon as it is accepted, as if the server were down. */
+  refusing = false;
 
   /**
    * Starts the proxy on 127.0.0.1, port 0.
@@ -45,6 +49,10 @@ export class TcpProxy implements AsyncDisposable {
   async #accept(): Promise<void> {
     for await (const client of this.#listener) {
       this.accepted++;
+      if (this.refusing) {
+        client.close();
+        continue;
+      }
       let server: Deno.TcpConn;
       try {
         server = await Deno.connect(this.#target);
@@ -52,7 +60,14 @@ export class TcpProxy implements AsyncDisposable {
         client.close();
         continue;
       }
-      const pair: Pair = { client, server, done: Promise.resolve(), stalled: false, waiters: [] };
+      const pair: Pair = {
+        client,
+        server,
+        done: Promise.resolve(),
+        stalled: false,
+        blackholed: false,
+        waiters: [],
+      };
       pair.done = Promise.all([
         this.#pipe(pair, client, server),
         this.#pipe(pair, server, client),
@@ -71,7 +86,12 @@ export class TcpProxy implements AsyncDisposable {
     try {
       while (true) {
         const n = await from.read(buf);
-        if (n === null) break;
+        if (n === null) {
+          // A vanished peer's FIN never arrives either: the other side finds out on its own.
+          if (pair.blackholed) return;
+          break;
+        }
+        if (pair.blackholed) continue;
         const chunk = buf.slice(0, n);
         while (pair.stalled) await new Promise<void>((r) => pair.waiters.push(r));
         if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
@@ -112,6 +132,16 @@ export class TcpProxy implements AsyncDisposable {
    */
   stall(): void {
     for (const p of this.#pairs) p.stalled = true;
+  }
+
+  /**
+   * Turns the connections open now into half-open ones: whatever either side sends, a close
+   * included, is dropped, and nothing is closed, as when a NAT forgets a connection or a laptop
+   * sleeps. Only a timeout on either side ends them (or `cut()`). New connections are not
+   * affected.
+   */
+  blackhole(): void {
+    for (const p of this.#pairs) p.blackholed = true;
   }
 
   /** Forwards again on every stalled connection. */

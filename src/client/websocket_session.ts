@@ -19,10 +19,19 @@ import type { StreamEvent } from "../tasks/store.ts";
 import { Subscription } from "../tasks/subscription.ts";
 import { sleep } from "../util/sleep.ts";
 
+/** Milliseconds between liveness pings by default. */
+const DEFAULT_PING_INTERVAL_MS = 5_000;
+/** Milliseconds a ping may go unanswered by default. */
+const DEFAULT_PING_TIMEOUT_MS = 4_000;
+
 /** What the connection is doing. */
 export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";
 
-/** How the client reconnects after losing its connection. */
+/**
+ * How the client reconnects after losing its connection. By default it keeps trying, with
+ * exponential backoff and jitter, until the caller closes the client; `budgetMs` and
+ * `maxAttempts` make it give up (and close the client) sooner, whichever is reached first.
+ */
 export interface ReconnectOptions {
   /** Reconnect at all (default true). */
   enabled?: boolean;
@@ -30,15 +39,23 @@ export interface ReconnectOptions {
   initialDelayMs?: number;
   /** Upper bound of the delay between attempts (default 10 000). */
   maxDelayMs?: number;
-  /** Attempts before giving up and closing the client (default 10). */
+  /**
+   * Milliseconds from the loss after which no new attempt starts and the client closes (default
+   * `Infinity`: keep trying until `close()`).
+   */
+  budgetMs?: number;
+  /** Attempts before giving up and closing the client (default `Infinity`). */
   maxAttempts?: number;
 }
 
-/** How the client checks that its connection is alive. */
+/**
+ * How the client checks that its connection is alive. With the defaults a dead peer (a half-open
+ * connection) is noticed within 9 seconds: the interval plus the timeout.
+ */
 export interface LivenessOptions {
-  /** Milliseconds between pings; 0 turns pinging off (default 15 000). */
+  /** Milliseconds between pings; 0 turns pinging off (default 5 000). */
   pingIntervalMs?: number;
-  /** Milliseconds to wait for a ping's answer before the connection counts as dead (default 10 000). */
+  /** Milliseconds to wait for a ping's answer before the connection counts as dead (default 4 000). */
   pingTimeoutMs?: number;
   /** Milliseconds a connection attempt (ticket, WebSocket, authenticate) may take (default 10 000). */
   connectTimeoutMs?: number;
@@ -256,7 +273,11 @@ export class WebSocketSession {
     // The ticket endpoint sits beside the capnweb endpoint: /a2a/capnweb -> /a2a/auth.
     const res = await this.#options.fetch(new URL("auth", this.#url), {
       method: "POST",
-      headers: { authorization: `Bearer ${this.#options.token}` },
+      // One request per connection attempt: leaving its connection in the pool would have the
+      // next attempt, after a loss, wait out the connect timeout on a connection that is as dead
+      // as the WebSocket was. Deno and Node (undici) then close it; a browser ignores the header
+      // and manages its own pool.
+      headers: { authorization: `Bearer ${this.#options.token}`, connection: "close" },
       signal,
     });
     if (res.status === 404) {
@@ -352,11 +373,11 @@ export class WebSocketSession {
   }
 
   #schedulePing(conn: Conn): void {
-    const interval = this.#options.liveness?.pingIntervalMs ?? 15_000;
+    const interval = this.#options.liveness?.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS;
     if (interval <= 0 || conn.lost) return;
     conn.pingTimer = setTimeout(async () => {
       conn.pingTimer = undefined;
-      const timeout = this.#options.liveness?.pingTimeoutMs ?? 10_000;
+      const timeout = this.#options.liveness?.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS;
       let timer: ReturnType<typeof setTimeout> | undefined;
       const alive = await Promise.race([
         conn.root.ping().then(() => true, () => false),
@@ -409,12 +430,15 @@ export class WebSocketSession {
     const r = this.#options.reconnect ?? {};
     const initial = r.initialDelayMs ?? 250;
     const max = r.maxDelayMs ?? 10_000;
-    const attempts = r.maxAttempts ?? 10;
+    const attempts = r.maxAttempts ?? Infinity;
+    const deadline = Date.now() + (r.budgetMs ?? Infinity);
     let last: unknown = cause;
     for (let attempt = 1; attempt <= attempts; attempt++) {
+      const base = Math.min(max, initial * 2 ** Math.min(attempt - 1, 52));
+      const delay = base / 2 + Math.random() * base / 2;
+      if (Date.now() + delay > deadline) break;
       this.#setState("reconnecting", { attempt, error: last });
-      const base = Math.min(max, initial * 2 ** (attempt - 1));
-      await sleep(base / 2 + Math.random() * base / 2, this.#closing.signal);
+      await sleep(delay, this.#closing.signal);
       if (this.#closing.signal.aborted) return;
       try {
         const conn = await this.#connect();

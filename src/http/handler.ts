@@ -109,6 +109,17 @@ export interface HandlerOptions {
    * `capabilities.pushNotifications`). By default webhooks may reach public addresses only.
    */
   push?: PushOptions;
+  /**
+   * The browser origins that may call the server: `"*"` (the default) or a list of exact
+   * origins such as `https://app.example.com` (`"*"` in the list also allows every origin).
+   * A request without an `Origin` header (Deno, Node, curl, SDKs) and a request from the
+   * server's own origin (the request URL's, or `publicUrl`'s) are always allowed. A disallowed
+   * origin gets HTTP 403 on a WebSocket upgrade, a CORS preflight or any other non-GET request,
+   * and no CORS headers on GET and HEAD. Authentication never rests on this: requests carry a
+   * bearer token or ticket, never cookies, so the check is defence in depth against a page
+   * that got hold of a ticket.
+   */
+  allowedOrigins?: "*" | readonly string[];
 }
 
 /** Live counts, for monitoring and for tests that check nothing leaks. */
@@ -155,8 +166,9 @@ export interface A2AHandler {
   close(reason?: string, options?: { deadlineMs?: number }): Promise<void>;
 }
 
+// Sent on the responses to allowed cross-origin requests; `access-control-allow-origin` is set
+// per request by the origin policy (see `applyCors`).
 const CORS_HEADERS = {
-  "access-control-allow-origin": "*",
   "access-control-allow-methods": "GET, POST, OPTIONS",
   "access-control-allow-headers":
     "authorization, content-type, a2a-version, a2a-extensions, last-event-id",
@@ -182,6 +194,60 @@ function httpError(
   }
   const { code, message, data } = error;
   return json({ error: { status, code, message, data } }, status, headers);
+}
+
+/** The checked form of `allowedOrigins`: `"*"` or the set of exact origins. */
+type OriginPolicy = "*" | ReadonlySet<string>;
+
+function originPolicyOf(allowed: HandlerOptions["allowedOrigins"]): OriginPolicy {
+  if (allowed === undefined || allowed === "*") return "*";
+  if (typeof allowed === "string" || !Array.isArray(allowed)) {
+    throw new TypeError(`Invalid allowedOrigins: expected "*" or a list of origins`);
+  }
+  const set = new Set<string>();
+  for (const entry of allowed) {
+    if (entry === "*") return "*";
+    let origin: string | undefined;
+    try {
+      origin = new URL(entry).origin;
+    } catch {
+      // reported below
+    }
+    // An entry must be exactly an origin: scheme, host and port, no path, no "null".
+    if (origin === undefined || origin === "null" || origin !== entry.replace(/\/$/, "")) {
+      throw new TypeError(`Invalid allowed origin: ${entry}`);
+    }
+    set.add(origin);
+  }
+  return set;
+}
+
+/**
+ * Sets the CORS headers of a response: the static ones and `access-control-allow-origin` when
+ * `allowOrigin` is given (`*`, or the request's origin echoed), none of them otherwise.
+ * `vary` adds `Vary: Origin`, for a policy under which the answer depends on the origin.
+ */
+function applyCors(res: Response, allowOrigin: string | undefined, vary: boolean): Response {
+  // A WebSocket upgrade answer must go back as it is.
+  if (res.status === 101) return res;
+  const set = (headers: Headers) => {
+    for (const key of [...headers.keys()]) {
+      if (key.startsWith("access-control-")) headers.delete(key);
+    }
+    if (vary) headers.append("vary", "Origin");
+    if (allowOrigin === undefined) return;
+    for (const [k, v] of Object.entries(CORS_HEADERS)) headers.set(k, v);
+    headers.set("access-control-allow-origin", allowOrigin);
+  };
+  try {
+    set(res.headers);
+    return res;
+  } catch {
+    // Immutable headers (a response made by fetch): copy them.
+    const headers = new Headers(res.headers);
+    set(headers);
+    return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
+  }
 }
 
 async function sha256Hex(text: string): Promise<string> {
@@ -241,6 +307,12 @@ export function createHandler(options: HandlerOptions): A2AHandler {
   const maxBytes = limits.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const maxEventBytes = limits.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES;
   const idleTimeout = limits.idleTimeoutSeconds ?? 30;
+  const originPolicy = originPolicyOf(options.allowedOrigins);
+  const ownOrigin = options.publicUrl !== undefined ? new URL(options.publicUrl).origin : undefined;
+  /** Whether a request's `Origin` (null when absent) may call the server. */
+  const originAllowed = (origin: string | null, req: Request): boolean =>
+    origin === null || originPolicy === "*" || originPolicy.has(origin) ||
+    origin === ownOrigin || origin === new URL(req.url).origin;
   // Validate the application's card once, with a placeholder origin, so mistakes show at start.
   const checked = AgentCardSchema.safeParse(buildAgentCard(options.agentCard, "http://localhost"));
   if (!checked.success) {
@@ -418,29 +490,55 @@ export function createHandler(options: HandlerOptions): A2AHandler {
     return new Response(req.method === "HEAD" ? null : body, { headers });
   };
 
+  const route = async (req: Request, path: string): Promise<Response> => {
+    if (req.method === "OPTIONS") return new Response(null, { status: 204 });
+    switch (path) {
+      case PATHS.agentCard:
+        return await handleCard(req);
+      case PATHS.auth:
+        return await handleAuth(req);
+      case PATHS.capnweb:
+        return await handleCapnweb(req);
+      case PATHS.jsonrpc:
+        return await handleJsonRpc(req);
+      case PATHS.health:
+        return json({ status: closing ? "shutting-down" : "ok" }, closing ? 503 : 200);
+      default:
+        return httpError(404, `Not found: ${path}`);
+    }
+  };
+
   const handler = (async (req: Request): Promise<Response> => {
     const path = new URL(req.url).pathname;
+    const origin = req.headers.get("origin");
+    const allowed = originAllowed(origin, req);
+    const cors = (res: Response) =>
+      applyCors(
+        res,
+        originPolicy === "*" ? "*" : allowed && origin !== null ? origin : undefined,
+        originPolicy !== "*",
+      );
     try {
-      if (req.method === "OPTIONS") {
-        return new Response(null, { status: 204, headers: CORS_HEADERS });
+      if (!allowed) {
+        const upgrade = req.headers.get("upgrade")?.toLowerCase() === "websocket";
+        // GET and HEAD are served without CORS headers, so the page cannot read them. Anything
+        // else is refused before it runs: a preflight, a WebSocket upgrade (browsers do not
+        // apply CORS to WebSockets), and a POST that skipped the preflight as a "simple request"
+        // (an HTTP batch carries its ticket in the body).
+        if (upgrade || (req.method !== "GET" && req.method !== "HEAD")) {
+          const shown = origin!.length > 200 ? `${origin!.slice(0, 200)}…` : origin!;
+          log.debug("Refused {method} {path} from origin {origin}", {
+            method: req.method,
+            path,
+            origin: shown,
+          });
+          return cors(httpError(403, `Origin not allowed: ${shown}`));
+        }
       }
-      switch (path) {
-        case PATHS.agentCard:
-          return await handleCard(req);
-        case PATHS.auth:
-          return await handleAuth(req);
-        case PATHS.capnweb:
-          return await handleCapnweb(req);
-        case PATHS.jsonrpc:
-          return await handleJsonRpc(req);
-        case PATHS.health:
-          return json({ status: closing ? "shutting-down" : "ok" }, closing ? 503 : 200);
-        default:
-          return httpError(404, `Not found: ${path}`);
-      }
+      return cors(await route(req, path));
     } catch (err) {
       log.error("Request to {path} failed: {error}", { path, error: err });
-      return httpError(500, "Internal server error");
+      return cors(httpError(500, "Internal server error"));
     }
   }) as A2AHandler;
 
