@@ -58,6 +58,11 @@ export interface ServerLimits {
   maxEventBytes?: number;
   /** Seconds without a pong before a WebSocket is closed (default 30; 0 turns it off). */
   idleTimeoutSeconds?: number;
+  /**
+   * Milliseconds a capnweb WebSocket may stay open without a successful `authenticate` (default
+   * 10 000; 0 turns it off); then it is closed with code 1008 and a reason saying so.
+   */
+  authTimeoutMs?: number;
   /** Events that may wait for one stream subscriber before it is ended (default 1024). */
   subscriberBufferLimit?: number;
   /** Sink calls in flight per stream (default 32). */
@@ -307,6 +312,7 @@ export function createHandler(options: HandlerOptions): A2AHandler {
   const maxBytes = limits.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const maxEventBytes = limits.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES;
   const idleTimeout = limits.idleTimeoutSeconds ?? 30;
+  const authTimeoutMs = limits.authTimeoutMs ?? 10_000;
   const originPolicy = originPolicyOf(options.allowedOrigins);
   const ownOrigin = options.publicUrl !== undefined ? new URL(options.publicUrl).origin : undefined;
   /** Whether a request's `Origin` (null when absent) may call the server. */
@@ -395,7 +401,20 @@ export function createHandler(options: HandlerOptions): A2AHandler {
       const { socket, response } = Deno.upgradeWebSocket(req, { idleTimeout });
       const { session, service } = await serviceFor(req, "websocket");
       sockets.add(socket);
+      // A socket that never authenticates holds a session for nothing: it gets a deadline.
+      const authTimer = authTimeoutMs > 0
+        ? setTimeout(() => {
+          if (session.principal) return;
+          log.debug("Closing a WebSocket that did not authenticate in time");
+          try {
+            socket.close(1008, `Not authenticated within ${authTimeoutMs} ms`);
+          } catch {
+            // already closing
+          }
+        }, authTimeoutMs)
+        : undefined;
       socket.addEventListener("close", () => {
+        clearTimeout(authTimer);
         sockets.delete(socket);
         session.close();
       });
