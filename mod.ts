@@ -134,7 +134,8 @@ export {
   type TaskStore,
   type TaskView,
 } from "./src/tasks/store.ts";
-export { KvTaskStore } from "./src/tasks/kv_store.ts";
+export { KvTaskStore, type KvTaskStoreOptions } from "./src/tasks/kv_store.ts";
+export type { KvLeaseOptions } from "./src/tasks/kv_lease.ts";
 export { StreamOverflowError, Subscription } from "./src/tasks/subscription.ts";
 export {
   type MessageHook,

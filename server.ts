@@ -210,7 +210,8 @@ Environment:
   A2A_JWT_AUDIENCE  the required "aud", comma-separated for several (required too)
   A2A_JWT_ALGORITHMS  allowed "alg" values, comma-separated (default RS256,ES256,EdDSA)
   A2A_JWT_USER_CLAIM  the claim that names the user (default sub)
-  A2A_DATA          the same as --data
+  A2A_DATA          the same as --data (one process per data file: a second one refuses
+                    to start; a killed one's lease lapses after A2A_KV_LEASE_MS, 10000)
   A2A_ALLOWED_ORIGINS  the same as --allowed-origins`;
 
 /** The verifier from the environment: JWT when A2A_JWT_JWKS_URL is set, else A2A_TOKENS. */
@@ -273,7 +274,8 @@ async function main(): Promise<void> {
   let store: KvTaskStore | undefined;
   if (dataPath !== undefined) {
     try {
-      store = await KvTaskStore.open(dataPath);
+      const leaseMs = Number(Deno.env.get("A2A_KV_LEASE_MS") || 10_000);
+      store = await KvTaskStore.open(dataPath, { lease: { leaseMs } });
     } catch (err) {
       // deno-lint-ignore no-console
       console.error(`Cannot open the task database ${dataPath}: ${(err as Error).message}`);
@@ -310,7 +312,7 @@ async function main(): Promise<void> {
     if (stopping) return log.debug("Already shutting down");
     stopping = true;
     log.info("Shutting down");
-    server.shutdown().finally(() => store?.close()).then(() => Deno.exit(0));
+    server.shutdown().finally(() => store?.release()).then(() => Deno.exit(0));
   };
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);

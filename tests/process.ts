@@ -21,7 +21,12 @@ export async function startServerProcess(dataPath: string, port = 0): Promise<Se
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "server.ts", "--port", String(port), "--data", dataPath],
     cwd: new URL("..", import.meta.url),
-    env: { A2A_TOKENS: `alice=${TOKENS.alice},bob=${TOKENS.bob}`, NO_COLOR: "1" },
+    // A short lease: a test that kills a server restarts it on the same file without a long wait.
+    env: {
+      A2A_TOKENS: `alice=${TOKENS.alice},bob=${TOKENS.bob}`,
+      A2A_KV_LEASE_MS: "1500",
+      NO_COLOR: "1",
+    },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

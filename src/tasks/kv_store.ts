@@ -2,6 +2,7 @@
 // A task is kept in pieces and its log append-only, so that a commit writes what it changed.
 
 import { InternalError } from "../errors/errors.ts";
+import { KvLease, type KvLeaseOptions } from "./kv_lease.ts";
 import type { Artifact, Message, Part, Task, TaskState, TaskStatus } from "../types/core.ts";
 import {
   decodePageToken,
@@ -358,6 +359,12 @@ class Plan {
   }
 }
 
+/** Options of {@linkcode KvTaskStore.open}. */
+export interface KvTaskStoreOptions {
+  /** The lease that keeps a data file to one process (file databases only). */
+  lease?: KvLeaseOptions;
+}
+
 /**
  * A {@linkcode TaskStore} on Deno KV: tasks, their event logs and push configs survive a restart.
  * Deno KV is unstable: run with `--unstable-kv` (or `"unstable": ["kv"]` in deno.json).
@@ -440,7 +447,7 @@ class Plan {
  * store.close();
  * ```
  */
-export class KvTaskStore implements TaskStore, Disposable {
+export class KvTaskStore implements TaskStore, Disposable, AsyncDisposable {
   #kv: Deno.Kv;
   #closed = false;
   /** Stage ids of this store's commits in progress, which a sweep leaves alone. */
@@ -451,16 +458,35 @@ export class KvTaskStore implements TaskStore, Disposable {
   /**
    * Opens a Deno KV database and makes a store on it.
    *
-   * @param path The database file, `":memory:"` for a store that lives as long as the process,
-   * or undefined for Deno's default database of the script.
-   * @returns The store; `close()` closes the database.
+   * A database file is used by one process at a time: the store takes an exclusive lease in it,
+   * renewed twice a second. Opening a file that a live process holds fails within about a second,
+   * naming that process; a lease left by a process that died without closing lapses after
+   * `lease.leaseMs` (10 s), and the open waits for that. So recovery at start (`unfinished()`)
+   * only ever sees tasks whose process is gone.
+   *
+   * @param path The database file, `":memory:"` for a store that lives as long as the process
+   * (no lease), or undefined for Deno's default database of the script.
+   * @param options The lease settings.
+   * @returns The store; `release()` (or `close()`) closes the database.
    * @throws {TypeError} When Deno KV is not enabled (`--unstable-kv`).
+   * @throws {Error} When another live process holds the file.
    */
-  static async open(path?: string): Promise<KvTaskStore> {
+  static async open(path?: string, options: KvTaskStoreOptions = {}): Promise<KvTaskStore> {
     if (typeof Deno.openKv !== "function") {
       throw new TypeError("Cannot open Deno KV: run with --unstable-kv");
     }
-    return new KvTaskStore(await Deno.openKv(path));
+    const kv = await Deno.openKv(path);
+    if (path === ":memory:") return new KvTaskStore(kv);
+    let lease: KvLease;
+    try {
+      lease = await KvLease.acquire(kv, path ?? "the default Deno KV database", options.lease);
+    } catch (err) {
+      kv.close();
+      throw err;
+    }
+    const store = new KvTaskStore(kv);
+    store.#lease = lease;
+    return store;
   }
 
   /**
@@ -471,6 +497,8 @@ export class KvTaskStore implements TaskStore, Disposable {
   constructor(kv: Deno.Kv) {
     this.#kv = kv;
   }
+
+  #lease: KvLease | undefined;
 
   /**
    * Reads a task, or the part of it a view asks for: the head, then only the messages and
@@ -489,6 +517,7 @@ export class KvTaskStore implements TaskStore, Disposable {
    * makes the head, the event and the new pieces visible together.
    */
   async commit(record: TaskRecord, change: TaskChange): Promise<void> {
+    this.#lease?.check();
     const id = record.task.id;
     const event = change.event;
     // What this store wrote last saves reading it again; the final check on the head's
@@ -680,7 +709,24 @@ export class KvTaskStore implements TaskStore, Disposable {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#lease?.drop();
     this.#kv.close();
+  }
+
+  /**
+   * Gives up the file's lease, so that the next process opens it at once, then closes the
+   * database. Prefer it to `close()` when the process goes on or another will start.
+   */
+  async release(): Promise<void> {
+    if (this.#closed) return;
+    await this.#lease?.release().catch(() => {});
+    this.#lease = undefined;
+    this.close();
+  }
+
+  /** Same as `release()`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.release();
   }
 
   /** Same as `close()`. */
