@@ -1,0 +1,32 @@
+// Idempotent sends over the wire: the same messageId sent twice over capnweb and over JSON-RPC
+// gives one task, whichever binding each send used.
+
+import assert from "node:assert/strict";
+import { A2AClient } from "../client.ts";
+import { startServer, TOKENS, userMessage } from "./helpers.ts";
+
+Deno.test("a messageId sent twice over capnweb and JSON-RPC makes one task", async () => {
+  await using server = startServer();
+  await using capnweb = await A2AClient.connect(server.url, { token: TOKENS.alice });
+  const message = userMessage("once only");
+  const first = await capnweb.sendMessage({ message });
+  const again = await capnweb.sendMessage({ message });
+  const res = await fetch(`${server.url}/a2a/jsonrpc`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      authorization: `Bearer ${TOKENS.alice}`,
+      "a2a-version": "1.0",
+    },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "SendMessage", params: { message } }),
+  });
+  const viaJsonRpc = (await res.json()).result;
+  assert.equal(again.task?.id, first.task?.id);
+  assert.equal(viaJsonRpc.task.id, first.task?.id);
+  const events = [];
+  for await (const e of capnweb.sendStreamingMessage({ message })) events.push(e);
+  assert.equal(events[0]?.seq, 1, "a repeated streaming send replays from seq 1");
+  assert.equal(events[0]?.task?.id, first.task?.id);
+  const { tasks } = await capnweb.listTasks({});
+  assert.equal(tasks.length, 1);
+});
