@@ -277,8 +277,12 @@ async function main(): Promise<void> {
       const leaseMs = Number(Deno.env.get("A2A_KV_LEASE_MS") || 10_000);
       store = await KvTaskStore.open(dataPath, { lease: { leaseMs } });
     } catch (err) {
+      // A database held by another process names itself and its holder already.
+      const msg = (err as Error).message;
       // deno-lint-ignore no-console
-      console.error(`Cannot open the task database ${dataPath}: ${(err as Error).message}`);
+      console.error(
+        msg.includes(dataPath) ? msg : `Cannot open the task database ${dataPath}: ${msg}`,
+      );
       Deno.exit(1);
     }
   }

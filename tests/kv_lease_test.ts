@@ -3,70 +3,166 @@
 
 import assert from "node:assert/strict";
 import { A2AClient } from "../client.ts";
+import { InternalError } from "../src/errors/errors.ts";
 import { KvTaskStore } from "../src/tasks/kv_store.ts";
+import type { Task } from "../src/types/core.ts";
 import { startServerProcess } from "./process.ts";
 import { TOKENS, userMessage } from "./helpers.ts";
 
-async function tempDb(): Promise<string> {
+const LEASE_KEY: Deno.KvKey = ["a2a", "lease"];
+
+async function tempDb(): Promise<{ path: string; [Symbol.asyncDispose](): Promise<void> }> {
   const dir = await Deno.makeTempDir({ prefix: "kv_lease_" });
-  return `${dir}/tasks.db`;
+  return {
+    path: `${dir}/tasks.db`,
+    [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }),
+  };
+}
+
+function completedTask(id: string): Task {
+  return {
+    id,
+    contextId: "ctx",
+    status: { state: "TASK_STATE_COMPLETED", timestamp: new Date().toISOString() },
+  };
 }
 
 Deno.test("KvTaskStore.open() refuses a file another store holds, naming the holder, until it is released", async () => {
-  const path = await tempDb();
-  const first = await KvTaskStore.open(path);
+  await using db = await tempDb();
+  const first = await KvTaskStore.open(db.path);
   await assert.rejects(
-    KvTaskStore.open(path),
+    KvTaskStore.open(db.path),
     (e: unknown) =>
-      e instanceof Error && e.message.includes(path) &&
-      e.message.includes(`process ${Deno.pid}`) && /one process per data file/.test(e.message),
+      e instanceof Error && e.message.startsWith(`Cannot open ${db.path}: it is in use by `) &&
+      e.message.includes(`process ${Deno.pid} on `) && e.message.includes("lease runs until"),
   );
   await first.release();
-  const second = await KvTaskStore.open(path);
+  const second = await KvTaskStore.open(db.path);
   await second.release();
-  await Deno.remove(path.replace(/\/tasks\.db$/, ""), { recursive: true });
 });
 
-Deno.test("KvTaskStore.open() takes over a lease whose holder stopped renewing once it lapses", async () => {
-  const path = await tempDb();
-  // A holder that died: its lease is in the file, and nobody renews it.
-  const kv = await Deno.openKv(path);
-  await kv.set(["a2a", "lease"], {
+Deno.test("KvTaskStore.open() on :memory: takes no lease", async () => {
+  const a = await KvTaskStore.open(":memory:");
+  const b = await KvTaskStore.open(":memory:");
+  a.close();
+  b.close();
+});
+
+Deno.test("KvTaskStore.open() rejects a heartbeat too slow for the lease with RangeError", async () => {
+  await using db = await tempDb();
+  await assert.rejects(
+    KvTaskStore.open(db.path, { lease: { leaseMs: 300, beatMs: 200 } }),
+    RangeError,
+  );
+  await assert.rejects(KvTaskStore.open(db.path, { lease: { leaseMs: NaN } }), RangeError);
+});
+
+Deno.test("KvTaskStore.open() takes over an expired lease at once", async () => {
+  await using db = await tempDb();
+  const kv = await Deno.openKv(db.path);
+  await kv.set(LEASE_KEY, {
     holder: "dead",
     pid: 999_999,
     hostname: "elsewhere",
-    expiresAt: Date.now() + 1500,
+    expiresAt: Date.now() - 1,
+    beat: 7,
+  });
+  kv.close();
+  const store = await KvTaskStore.open(db.path, { lease: { leaseMs: 300 } });
+  await store.release();
+});
+
+Deno.test("KvTaskStore.open() takes over a lease whose holder stopped renewing once it lapses", async () => {
+  await using db = await tempDb();
+  // A holder that died: its lease is in the file, and nobody renews it.
+  const kv = await Deno.openKv(db.path);
+  await kv.set(LEASE_KEY, {
+    holder: "dead",
+    pid: 999_999,
+    hostname: "elsewhere",
+    expiresAt: Date.now() + 600,
     beat: 0,
   });
   kv.close();
-  const store = await KvTaskStore.open(path);
-  assert.ok(store, "opened after the dead holder's lease lapsed");
+  const store = await KvTaskStore.open(db.path, { lease: { leaseMs: 300 } });
   await store.release();
-  await Deno.remove(path.replace(/\/tasks\.db$/, ""), { recursive: true });
+});
+
+Deno.test("KvTaskStore.commit() fails with InternalError once another process took the lease", async () => {
+  await using db = await tempDb();
+  const store = await KvTaskStore.open(db.path, { lease: { leaseMs: 300 } });
+  const task = completedTask("t1");
+  await store.commit({ owner: "alice", task, lastSeq: 1 }, {
+    created: true,
+    event: { seq: 1, task },
+  });
+  // Another process's lease replaces this one (as after a long freeze of this process).
+  const other = await Deno.openKv(db.path);
+  await other.set(LEASE_KEY, {
+    holder: "other",
+    pid: 999_999,
+    hostname: "elsewhere",
+    expiresAt: Date.now() + 60_000,
+    beat: 0,
+  });
+  let error: unknown;
+  for (let i = 0; i < 200 && error === undefined; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    const t = completedTask(`t${i + 2}`);
+    await store.commit({ owner: "alice", task: t, lastSeq: 1 }, {
+      created: true,
+      event: { seq: 1, task: t },
+    }).catch((e) => error = e);
+  }
+  assert.ok(error instanceof InternalError, String(error));
+  assert.match(error.message, new RegExp(`^Cannot write to .*: this process lost its lease`));
+  await store.release();
+  // The new holder's lease is left alone.
+  assert.equal((await other.get<{ holder: string }>(LEASE_KEY)).value?.holder, "other");
+  other.close();
 });
 
 Deno.test("a second server process on the same data file exits with the holder's name while the first serves", async () => {
-  const path = await tempDb();
-  const first = await startServerProcess(path);
+  await using db = await tempDb();
+  const first = await startServerProcess(db.path);
+  const ac = new AbortController();
+  // Bounded: a second process that hangs is killed, and the assertions below fail.
+  const timer = setTimeout(() => ac.abort(), 30_000);
   try {
-    const second = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "server.ts", "--port", "0", "--data", path],
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "server.ts", "--port", "0", "--data", db.path],
       cwd: new URL("..", import.meta.url),
       env: { A2A_TOKENS: `alice=${TOKENS.alice}`, NO_COLOR: "1" },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
-    });
-    const out = await second.output();
-    assert.notEqual(out.code, 0);
+      signal: ac.signal,
+    }).output();
     const stderr = new TextDecoder().decode(out.stderr);
-    assert.match(stderr, /in use by process \d+/);
-    assert.ok(stderr.includes(path), stderr);
+    assert.equal(ac.signal.aborted, false, "the second process did not exit");
+    assert.notEqual(out.code, 0);
+    assert.ok(stderr.includes(`Cannot open ${db.path}: it is in use by process `), stderr);
     await using client = await A2AClient.connect(first.url, { token: TOKENS.alice });
     const res = await client.sendMessage({ message: userMessage("still serving") });
     assert.equal(res.task?.status.state, "TASK_STATE_COMPLETED");
+    assert.equal((await client.getTask({ id: res.task!.id })).status.state, "TASK_STATE_COMPLETED");
   } finally {
+    clearTimeout(timer);
     await first.kill();
-    await Deno.remove(path.replace(/\/tasks\.db$/, ""), { recursive: true });
+  }
+});
+
+Deno.test("a server process killed with SIGKILL does not block a restart on its data file", async () => {
+  await using db = await tempDb();
+  // startServerProcess sets a short lease (A2A_KV_LEASE_MS): the restart waits for it to lapse.
+  const first = await startServerProcess(db.path);
+  await first.kill();
+  const second = await startServerProcess(db.path);
+  try {
+    await using client = await A2AClient.connect(second.url, { token: TOKENS.alice });
+    const res = await client.sendMessage({ message: userMessage("after restart") });
+    assert.equal(res.task?.status.state, "TASK_STATE_COMPLETED");
+  } finally {
+    await second.kill();
   }
 });

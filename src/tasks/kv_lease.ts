@@ -24,8 +24,24 @@ export interface KvLeaseOptions {
    * restart waits after its previous process was killed without closing the store.
    */
   leaseMs?: number;
-  /** How often the holder renews it (default 500 ms); a live holder is told apart by this. */
+  /**
+   * How often the holder renews it (default a third of `leaseMs`, at most 500 ms): an opener
+   * tells a live holder from a dead one by seeing a renewal within two beats.
+   */
   beatMs?: number;
+}
+
+/** The lease time and beat, checked: a beat too slow for the lease would let it lapse. */
+function leaseOptions(options: KvLeaseOptions): Required<KvLeaseOptions> {
+  const leaseMs = options.leaseMs ?? 10_000;
+  if (!Number.isFinite(leaseMs) || leaseMs < 30) {
+    throw new RangeError(`Invalid lease time: ${leaseMs} ms (at least 30)`);
+  }
+  const beatMs = options.beatMs ?? Math.min(500, Math.floor(leaseMs / 3));
+  if (!Number.isFinite(beatMs) || beatMs < 10 || 3 * beatMs > leaseMs) {
+    throw new RangeError(`Invalid lease beat: ${beatMs} ms (from 10 to a third of ${leaseMs})`);
+  }
+  return { leaseMs, beatMs };
 }
 
 /** Leases given up with `close()` in this process: a reopen here takes them over at once. */
@@ -69,6 +85,9 @@ export class KvLease {
     this.#timer = setInterval(() => {
       this.#beating ??= this.#renew().finally(() => this.#beating = undefined);
     }, options.beatMs);
+    // The beat alone does not keep a process alive: one that forgot to close the store exits,
+    // and its lease lapses. A server's listener keeps it beating while it serves.
+    Deno.unrefTimer(this.#timer);
   }
 
   /**
@@ -82,7 +101,7 @@ export class KvLease {
    * @throws {Error} When another process holds the database.
    */
   static async acquire(kv: Deno.Kv, path: string, options: KvLeaseOptions = {}): Promise<KvLease> {
-    const opts = { leaseMs: options.leaseMs ?? 10_000, beatMs: options.beatMs ?? 500 };
+    const opts = leaseOptions(options);
     let watched: string | undefined;
     for (;;) {
       const current = await kv.get<LeaseValue>(KEY);
@@ -113,7 +132,11 @@ export class KvLease {
       if (watched === undefined) {
         // A live holder renews within a beat or two: watch for that before anything else.
         watched = current.versionstamp!;
-        await sleep(2 * opts.beatMs + 100);
+        const until = now + 2 * opts.beatMs + 100;
+        while (Date.now() < until) {
+          await sleep(Math.min(50, until - Date.now()));
+          if ((await kv.get(KEY)).versionstamp !== watched) break;
+        }
       } else {
         // No beat: the holder died without closing. Its lease lapses by itself.
         await sleep(held.expiresAt - now + 10);
@@ -126,11 +149,17 @@ export class KvLease {
     return this.#lost;
   }
 
-  /** Throws when the lease was lost. */
+  /** Throws when the lease was lost, or lapsed because renewals kept failing. */
   check(): void {
     if (this.#lost) {
       throw new InternalError(
         `Cannot write to ${this.#path}: this process lost its lease on it to another process`,
+      );
+    }
+    if (this.#timer === undefined || Date.now() >= this.#value.expiresAt) {
+      throw new InternalError(
+        `Cannot write to ${this.#path}: this process's lease on it lapsed at ` +
+          new Date(this.#value.expiresAt).toISOString(),
       );
     }
   }

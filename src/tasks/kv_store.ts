@@ -458,18 +458,24 @@ export class KvTaskStore implements TaskStore, Disposable, AsyncDisposable {
   /**
    * Opens a Deno KV database and makes a store on it.
    *
-   * A database file is used by one process at a time: the store takes an exclusive lease in it,
-   * renewed twice a second. Opening a file that a live process holds fails within about a second,
+   * A database file is used by one process at a time: the store takes an exclusive lease in it
+   * (the key `["a2a", "lease"]`, naming a random holder id, the pid and the host), renewed every
+   * `lease.beatMs` (500 ms). Opening a file that a live process holds fails within about a second,
    * naming that process; a lease left by a process that died without closing lapses after
-   * `lease.leaseMs` (10 s), and the open waits for that. So recovery at start (`unfinished()`)
-   * only ever sees tasks whose process is gone.
+   * `lease.leaseMs` (10 s), and the open waits for that. A store whose lease another process took
+   * (or that could not renew it in time) refuses every write with an `InternalError` rather than
+   * write beside the new holder. Recovery at start (`unfinished()`, which marks SUBMITTED and
+   * WORKING tasks FAILED) thus only touches tasks whose process is gone: with a single holder,
+   * a second process never gets as far as recovering the first one's running tasks.
    *
    * @param path The database file, `":memory:"` for a store that lives as long as the process
    * (no lease), or undefined for Deno's default database of the script.
    * @param options The lease settings.
    * @returns The store; `release()` (or `close()`) closes the database.
    * @throws {TypeError} When Deno KV is not enabled (`--unstable-kv`).
-   * @throws {Error} When another live process holds the file.
+   * @throws {Error} When another live process holds the file:
+   * `Cannot open PATH: it is in use by process PID on HOST (its lease runs until ...)`.
+   * @throws {RangeError} When the lease options are out of range.
    */
   static async open(path?: string, options: KvTaskStoreOptions = {}): Promise<KvTaskStore> {
     if (typeof Deno.openKv !== "function") {
@@ -661,6 +667,7 @@ export class KvTaskStore implements TaskStore, Disposable, AsyncDisposable {
 
   /** Creates or replaces a push config. */
   async putPushConfig(record: PushConfigRecord): Promise<void> {
+    this.#lease?.check();
     await this.#kv.set(pushKey(record.config.taskId, record.config.id), record);
   }
 
@@ -680,6 +687,7 @@ export class KvTaskStore implements TaskStore, Disposable, AsyncDisposable {
 
   /** Deletes a push config. */
   async deletePushConfig(taskId: string, id: string): Promise<boolean> {
+    this.#lease?.check();
     const key = pushKey(taskId, id);
     const existing = await this.#kv.get(key);
     if (existing.versionstamp === null) return false;
@@ -693,6 +701,7 @@ export class KvTaskStore implements TaskStore, Disposable, AsyncDisposable {
    * made unreachable but did not get to delete.
    */
   async unfinished(): Promise<TaskRecord[]> {
+    this.#lease?.check();
     await this.#sweep();
     const ids: string[] = [];
     for await (const row of this.#kv.list({ prefix: unfinishedPrefix })) {
