@@ -8,6 +8,7 @@
 import { A2AClient } from "../client.ts";
 import { type AgentExecutor, demoAgentCard, StaticTokenVerifier } from "../mod.ts";
 import { serve } from "../server.ts";
+import { sleep } from "../src/util/sleep.ts";
 import { TcpProxy } from "../tests/tcp_proxy.ts";
 import { formatMs, quantile, userMessage } from "./_util.ts";
 
@@ -43,13 +44,7 @@ const tickAgent: AgentExecutor = {
         throw err;
       }
       published.set(ctx.taskId, i + 1);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, PERIOD_MS);
-        ctx.signal.addEventListener("abort", () => {
-          clearTimeout(timer);
-          resolve();
-        }, { once: true });
-      });
+      await sleep(PERIOD_MS, ctx.signal);
     }
   },
 };

@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { A2AClient } from "../client.ts";
-import { startServer, TOKENS, userMessage } from "./helpers.ts";
+import { postJsonRpc, startServer, TOKENS, userMessage } from "./helpers.ts";
 
 Deno.test("a messageId sent twice over capnweb and JSON-RPC makes one task", async () => {
   await using server = startServer();
@@ -11,15 +11,7 @@ Deno.test("a messageId sent twice over capnweb and JSON-RPC makes one task", asy
   const message = userMessage("once only");
   const first = await capnweb.sendMessage({ message });
   const again = await capnweb.sendMessage({ message });
-  const res = await fetch(`${server.url}/a2a/jsonrpc`, {
-    method: "POST",
-    headers: {
-      "content-type": "application/json",
-      authorization: `Bearer ${TOKENS.alice}`,
-      "a2a-version": "1.0",
-    },
-    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "SendMessage", params: { message } }),
-  });
+  const res = await postJsonRpc(server.url, "SendMessage", { message });
   const viaJsonRpc = (await res.json()).result;
   assert.equal(again.task?.id, first.task?.id);
   assert.equal(viaJsonRpc.task.id, first.task?.id);

@@ -84,6 +84,25 @@ function drain(stream: AsyncIterable<StreamEvent>) {
   return { events, done };
 }
 
+/**
+ * Checks that a refused oversized call harmed no one: the same client's next call, another
+ * client's call, and a stream left open across the refusal all complete.
+ */
+async function assertStillServed(
+  same: { sendMessage: A2AClient["sendMessage"] },
+  other: A2AClient,
+  agent: { release: () => void },
+  open: ReturnType<typeof drain>,
+): Promise<void> {
+  const { task } = await same.sendMessage({ message: userMessage("small is fine") });
+  assert.equal(task?.status.state, "TASK_STATE_COMPLETED");
+  const { task: theirs } = await other.sendMessage({ message: userMessage("me too") });
+  assert.equal(theirs?.status.state, "TASK_STATE_COMPLETED");
+  agent.release();
+  await open.done;
+  assert.equal(state(open.events.at(-1)!), "TASK_STATE_COMPLETED");
+}
+
 function state(e: StreamEvent): string | undefined {
   return e.statusUpdate?.status.state ?? e.task?.status.state;
 }
@@ -131,13 +150,7 @@ Deno.test("an oversized sendMessage over a WebSocket fails alone with -32600 nam
   );
 
   // The same session goes on: a call, the open stream, and another client.
-  const { task } = await client.sendMessage({ message: userMessage("still here") });
-  assert.equal(task?.status.state, "TASK_STATE_COMPLETED");
-  const { task: theirs } = await other.sendMessage({ message: userMessage("me too") });
-  assert.equal(theirs?.status.state, "TASK_STATE_COMPLETED");
-  agent.release();
-  await open.done;
-  assert.equal(state(open.events.at(-1)!), "TASK_STATE_COMPLETED");
+  await assertStillServed(client, other, agent, open);
   assert.deepEqual(states, ["open"], "the client never reconnected");
   assert.equal(client.state, "open");
 });
@@ -172,11 +185,7 @@ Deno.test("an oversized sendMessage over HTTP batch gets 413 and -32600 naming t
   assert.equal(body.error.message, `Request body is larger than ${LIMIT} bytes`);
   assert.equal(body.error.data[0].reason, "INVALID_REQUEST");
 
-  const { task } = await batch.sendMessage({ message: userMessage("small is fine") });
-  assert.equal(task?.status.state, "TASK_STATE_COMPLETED");
-  agent.release();
-  await open.done;
-  assert.equal(state(open.events.at(-1)!), "TASK_STATE_COMPLETED");
+  await assertStillServed(batch, streaming, agent, open);
 });
 
 Deno.test("an oversized SendMessage over JSON-RPC gets 413 and -32600 naming the limit", async () => {
@@ -198,13 +207,7 @@ Deno.test("an oversized SendMessage over JSON-RPC gets 413 and -32600 naming the
       return true;
     },
   );
-  const { task } = await rpc.sendMessage({ message: userMessage("small is fine") });
-  assert.equal(task?.status.state, "TASK_STATE_COMPLETED");
-  const { task: theirs } = await other.sendMessage({ message: userMessage("me too") });
-  assert.equal(theirs?.status.state, "TASK_STATE_COMPLETED");
-  agent.release();
-  await open.done;
-  assert.equal(state(open.events.at(-1)!), "TASK_STATE_COMPLETED");
+  await assertStillServed(rpc, other, agent, open);
 });
 
 Deno.test("an oversized message that is not a call ends only its own session, with close code 1009", async () => {

@@ -87,3 +87,30 @@ export async function waitFor(
 export function userMessage(text: string, extra: Partial<Message> = {}): Message {
   return { messageId: crypto.randomUUID(), role: "ROLE_USER", parts: [{ text }], ...extra };
 }
+
+/**
+ * Posts one raw JSON-RPC request to a server as alice (or another user's token), for tests that
+ * check what the wire answers: status, headers and body.
+ *
+ * @param url The server's base URL.
+ * @param method The A2A method, e.g. `SendMessage`.
+ * @param params The params object.
+ * @param token The bearer token (alice's by default).
+ * @returns The HTTP response; read its body.
+ */
+export function postJsonRpc(
+  url: string,
+  method: string,
+  params: unknown,
+  token: string = TOKENS.alice,
+): Promise<Response> {
+  return fetch(`${url}/a2a/jsonrpc`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      authorization: `Bearer ${token}`,
+      "a2a-version": "1.0",
+    },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
+  });
+}

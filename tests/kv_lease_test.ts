@@ -19,6 +19,16 @@ async function tempDb(): Promise<{ path: string; [Symbol.asyncDispose](): Promis
   };
 }
 
+/** Writes another process's lease into the database, as that process would have left it. */
+async function writeLease(
+  kv: Deno.Kv,
+  holder: string,
+  expiresAt: number,
+  beat = 0,
+): Promise<void> {
+  await kv.set(LEASE_KEY, { holder, pid: 999_999, hostname: "elsewhere", expiresAt, beat });
+}
+
 function completedTask(id: string): Task {
   return {
     id,
@@ -60,13 +70,7 @@ Deno.test("KvTaskStore.open() rejects a heartbeat too slow for the lease with Ra
 Deno.test("KvTaskStore.open() takes over an expired lease at once", async () => {
   await using db = await tempDb();
   const kv = await Deno.openKv(db.path);
-  await kv.set(LEASE_KEY, {
-    holder: "dead",
-    pid: 999_999,
-    hostname: "elsewhere",
-    expiresAt: Date.now() - 1,
-    beat: 7,
-  });
+  await writeLease(kv, "dead", Date.now() - 1, 7);
   kv.close();
   const store = await KvTaskStore.open(db.path, { lease: { leaseMs: 300 } });
   await store.release();
@@ -76,13 +80,7 @@ Deno.test("KvTaskStore.open() takes over a lease whose holder stopped renewing o
   await using db = await tempDb();
   // A holder that died: its lease is in the file, and nobody renews it.
   const kv = await Deno.openKv(db.path);
-  await kv.set(LEASE_KEY, {
-    holder: "dead",
-    pid: 999_999,
-    hostname: "elsewhere",
-    expiresAt: Date.now() + 600,
-    beat: 0,
-  });
+  await writeLease(kv, "dead", Date.now() + 600);
   kv.close();
   const store = await KvTaskStore.open(db.path, { lease: { leaseMs: 300 } });
   await store.release();
@@ -98,13 +96,7 @@ Deno.test("KvTaskStore.commit() fails with InternalError once another process to
   });
   // Another process's lease replaces this one (as after a long freeze of this process).
   const other = await Deno.openKv(db.path);
-  await other.set(LEASE_KEY, {
-    holder: "other",
-    pid: 999_999,
-    hostname: "elsewhere",
-    expiresAt: Date.now() + 60_000,
-    beat: 0,
-  });
+  await writeLease(other, "other", Date.now() + 60_000);
   let error: unknown;
   for (let i = 0; i < 200 && error === undefined; i++) {
     await new Promise((r) => setTimeout(r, 20));

@@ -7,7 +7,7 @@ import { A2AError, ErrorCode, QuotaExceededError } from "../src/errors/errors.ts
 import type { AgentExecutor } from "../src/tasks/executor.ts";
 import { textOf } from "../src/tasks/executor.ts";
 import { TaskManager } from "../src/tasks/task_manager.ts";
-import { startServer, TOKENS, userMessage } from "./helpers.ts";
+import { postJsonRpc, startServer, TOKENS, userMessage } from "./helpers.ts";
 
 /** `ask` pauses for input (a task that has not ended); anything else completes. */
 const agent: AgentExecutor = {
@@ -55,15 +55,7 @@ Deno.test("a user past maxStreamsPerUser gets QuotaExceededError over capnweb an
     over.next(),
     (e) => e instanceof A2AError && e.code === ErrorCode.QuotaExceeded,
   );
-  const res = await fetch(`${server.url}/a2a/jsonrpc`, {
-    method: "POST",
-    headers: {
-      "content-type": "application/json",
-      authorization: `Bearer ${TOKENS.alice}`,
-      "a2a-version": "1.0",
-    },
-    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "SubscribeToTask", params: { id } }),
-  });
+  const res = await postJsonRpc(server.url, "SubscribeToTask", { id });
   assert.equal(res.status, 429);
   assert.equal(res.headers.get("retry-after"), "1");
   assert.equal((await res.json()).error.code, ErrorCode.QuotaExceeded);
