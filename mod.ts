@@ -106,6 +106,7 @@ export {
   MethodNotFoundError,
   PushNotificationNotSupportedError,
   QuotaExceededError,
+  RateLimitedError,
   ServiceUnavailableError,
   TaskNotCancelableError,
   TaskNotFoundError,
@@ -157,6 +158,7 @@ export {
   type TokenVerifier,
 } from "./src/auth/tokens.ts";
 export { JwtVerifier, type JwtVerifierOptions, type PublicJwk } from "./src/auth/jwt.ts";
+export { AuthThrottle, type AuthThrottleOptions } from "./src/auth/throttle.ts";
 export {
   type Credentials,
   Session,
@@ -169,6 +171,7 @@ export {
   type AgentCardInput,
   buildAgentCard,
   CAPNWEB_BINDING_URI,
+  type ConnectionInfo,
   createHandler,
   DEFAULT_MAX_EVENT_BYTES,
   DEFAULT_MAX_MESSAGE_BYTES,

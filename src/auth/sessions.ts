@@ -6,6 +6,7 @@ import {
   InvalidParamsError,
   ServiceUnavailableError,
 } from "../errors/errors.ts";
+import { AuthThrottle } from "./throttle.ts";
 import type { Principal, TokenVerifier } from "./tokens.ts";
 
 /** A one-time ticket, as `POST /a2a/auth` returns it. */
@@ -37,6 +38,11 @@ export interface SessionManagerOptions {
    * refused with ServiceUnavailableError until some are used or expire.
    */
   maxTickets?: number;
+  /**
+   * Counts failed attempts per client address and refuses an address that made too many
+   * (default: an {@linkcode AuthThrottle} with its defaults, 10 in a burst, then 30 a minute).
+   */
+  throttle?: AuthThrottle;
 }
 
 /**
@@ -136,6 +142,7 @@ export class SessionManager {
   /** Each user's tickets in issue order; used and expired ones are dropped lazily. */
   #byUser = new Map<string, string[]>();
   #sessions = new Set<Session>();
+  #throttle: AuthThrottle;
 
   /**
    * Creates a session manager with no tickets and no sessions.
@@ -147,6 +154,12 @@ export class SessionManager {
     this.#ttl = options.ticketTtlMs ?? 30_000;
     this.#maxTickets = options.maxTickets ?? 100_000;
     this.#maxPerUser = options.maxTicketsPerUser ?? 100;
+    this.#throttle = options.throttle ?? new AuthThrottle();
+  }
+
+  /** The failed-login throttle every way of authenticating goes through. */
+  get throttle(): AuthThrottle {
+    return this.#throttle;
   }
 
   /** How many sessions are open. */
@@ -171,12 +184,25 @@ export class SessionManager {
    * Verifies a bearer token.
    *
    * @param token The token.
+   * @param address The client's address, for the failed-login throttle (unknown when absent).
    * @returns The principal.
    * @throws {AuthenticationError} When the token is not valid.
+   * @throws {RateLimitedError} When the address made too many failed attempts.
    */
-  async verifyToken(token: string): Promise<Principal> {
-    const principal = await this.#verifier.verify(token);
-    if (!principal) throw new AuthenticationError("Invalid bearer token");
+  async verifyToken(token: string, address?: string): Promise<Principal> {
+    this.#throttle.check(address);
+    let principal: Principal | undefined;
+    try {
+      principal = await this.#verifier.verify(token);
+    } catch (err) {
+      // A verifier that throws on a bad token (rather than returning undefined) is a failure too.
+      if (err instanceof AuthenticationError) this.#throttle.fail(address);
+      throw err;
+    }
+    if (!principal) {
+      this.#throttle.fail(address);
+      throw new AuthenticationError("Invalid bearer token");
+    }
     return principal;
   }
 
@@ -184,11 +210,13 @@ export class SessionManager {
    * Issues a one-time ticket for the holder of a valid token.
    *
    * @param token The bearer token.
+   * @param address The client's address, for the failed-login throttle.
    * @returns The ticket.
    * @throws {AuthenticationError} When the token is not valid.
+   * @throws {RateLimitedError} When the address made too many failed attempts.
    */
-  async issueTicket(token: string): Promise<Ticket> {
-    const { userId } = await this.verifyToken(token);
+  async issueTicket(token: string, address?: string): Promise<Ticket> {
+    const { userId } = await this.verifyToken(token, address);
     const now = Date.now();
     this.#purge(now);
     const mine = (this.#byUser.get(userId) ?? []).filter((t) => this.#tickets.has(t));
@@ -212,10 +240,12 @@ export class SessionManager {
    * Authenticates with a ticket (consumed, whatever the outcome) or a bearer token.
    *
    * @param credentials `{ ticket }` or `{ token }`.
+   * @param address The client's address, for the failed-login throttle.
    * @returns The principal.
    * @throws {AuthenticationError} When the credentials are not valid.
+   * @throws {RateLimitedError} When the address made too many failed attempts.
    */
-  async authenticate(credentials: unknown): Promise<Principal> {
+  async authenticate(credentials: unknown, address?: string): Promise<Principal> {
     if (typeof credentials !== "object" || credentials === null) {
       throw new InvalidParamsError("Invalid params: expected { ticket } or { token }", [
         { field: "(params)", description: "expected { ticket } or { token }" },
@@ -223,6 +253,7 @@ export class SessionManager {
     }
     const { ticket, token } = credentials as { ticket?: unknown; token?: unknown };
     if (typeof ticket === "string" && token === undefined) {
+      this.#throttle.check(address);
       const entry = this.#tickets.get(ticket);
       this.#tickets.delete(ticket);
       if (entry) {
@@ -231,11 +262,14 @@ export class SessionManager {
         else this.#byUser.set(entry.userId, left);
       }
       if (!entry || entry.expires <= Date.now()) {
+        this.#throttle.fail(address);
         throw new AuthenticationError("Invalid, expired or already used ticket");
       }
       return { userId: entry.userId };
     }
-    if (typeof token === "string" && ticket === undefined) return await this.verifyToken(token);
+    if (typeof token === "string" && ticket === undefined) {
+      return await this.verifyToken(token, address);
+    }
     throw new InvalidParamsError("Invalid params: expected exactly one of ticket or token", [
       { field: "(params)", description: "expected exactly one of ticket or token" },
     ]);

@@ -17,6 +17,7 @@ export const ErrorCode = {
   ServiceUnavailable: -31003,
   ConnectionLost: -31004,
   QuotaExceeded: -31005,
+  RateLimited: -31006,
   ParseError: -32700,
   InvalidRequest: -32600,
   MethodNotFound: -32601,
@@ -396,6 +397,32 @@ export class QuotaExceededError extends A2AError {
   }
 }
 
+/**
+ * Too many failed authentication attempts came from the client's address (-31006); HTTP
+ * bindings answer 429 with `Retry-After`. Retryable after `retryAfterSeconds`.
+ */
+export class RateLimitedError extends A2AError {
+  /** Seconds until an attempt from the same address is accepted again. */
+  retryAfterSeconds: number;
+
+  /**
+   * Creates the error.
+   *
+   * @param retryAfterSeconds Seconds until the next attempt is accepted.
+   * @param message What was limited.
+   */
+  constructor(
+    retryAfterSeconds = 1,
+    message =
+      `Too many failed authentication attempts from this address; retry in ${retryAfterSeconds} s`,
+  ) {
+    super(ErrorCode.RateLimited, message, "RATE_LIMITED", {
+      metadata: { retryAfterSeconds: String(retryAfterSeconds) },
+    });
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
 const BY_CODE: Record<number, (message: string) => A2AError> = {
   [ErrorCode.TaskNotFound]: (m) => new TaskNotFoundError(undefined, m),
   [ErrorCode.TaskNotCancelable]: (m) => new TaskNotCancelableError(undefined, m),
@@ -414,6 +441,8 @@ const BY_CODE: Record<number, (message: string) => A2AError> = {
   [ErrorCode.ServiceUnavailable]: (m) => new ServiceUnavailableError(m),
   [ErrorCode.ConnectionLost]: (m) => new ConnectionLostError(m),
   [ErrorCode.QuotaExceeded]: (m) => new QuotaExceededError(m),
+  [ErrorCode.RateLimited]: (m) =>
+    new RateLimitedError(Number(/retry in (\d+) s/.exec(m)?.[1] ?? 1), m),
   [ErrorCode.StreamOverflow]: (m) => {
     const e = new StreamOverflowError(0, 0);
     e.message = m;

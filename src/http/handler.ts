@@ -6,11 +6,19 @@ import { newHttpBatchRpcResponse, RpcSession, WebSocketTransport } from "capnweb
 import { SessionManager } from "../auth/sessions.ts";
 import { PushDispatcher, type PushOptions } from "../push/dispatcher.ts";
 import type { TokenVerifier } from "../auth/tokens.ts";
-import { A2AError, InvalidRequestError, ServiceUnavailableError } from "../errors/errors.ts";
+import { AuthThrottle } from "../auth/throttle.ts";
+import {
+  A2AError,
+  InvalidRequestError,
+  QuotaExceededError,
+  RateLimitedError,
+  ServiceUnavailableError,
+} from "../errors/errors.ts";
 import { createJsonRpcHandler } from "../jsonrpc/server.ts";
 import { JSONRPC_BINDING } from "../jsonrpc/protocol.ts";
-import { A2AService, redactError } from "../rpc/service.ts";
-import { SizeLimitedTransport } from "../rpc/size_limited_transport.ts";
+import { A2AService, redactError, type ServiceContext } from "../rpc/service.ts";
+import { CLOSE_POLICY_VIOLATION, SizeLimitedTransport } from "../rpc/size_limited_transport.ts";
+import { ConnectionLimiter } from "./connection_limits.ts";
 import { readBody } from "./body.ts";
 import { DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_MESSAGE_BYTES } from "./limits.ts";
 import type { AgentExecutor } from "../tasks/executor.ts";
@@ -83,6 +91,49 @@ export interface ServerLimits {
    * (default 15 000; 0 turns it off).
    */
   sseKeepAliveMs?: number;
+  /**
+   * Long-lived connections (WebSockets and SSE streams) open at once in all (default 10 000);
+   * one more gets HTTP 503 with ServiceUnavailableError (-31003).
+   */
+  maxConnections?: number;
+  /**
+   * Long-lived connections open at once from one client address (default 256); one more gets
+   * HTTP 429 with QuotaExceededError (-31005).
+   */
+  maxConnectionsPerAddress?: number;
+  /**
+   * Calls one capnweb connection may have outstanding at once (default 256); one more fails
+   * alone with QuotaExceededError (-31005).
+   */
+  maxCallsInFlight?: number;
+  /**
+   * Before `authenticate` succeeds, calls outstanding at once on a capnweb connection (default
+   * 16); one more closes it with code 1008.
+   */
+  preAuthMaxCalls?: number;
+  /** Before `authenticate`, capabilities a capnweb client may pass in all (default 16; then 1008). */
+  preAuthMaxImports?: number;
+  /** Before `authenticate`, bytes a capnweb client may send in all (default 1 MiB; then 1008). */
+  preAuthMaxBytes?: number;
+  /**
+   * Failed authentication attempts one client address may make in a burst, over tickets,
+   * JSON-RPC and `authenticate` together (default 10); then every attempt from it is refused with
+   * RateLimitedError (-31006, HTTP 429 with `Retry-After`) until it earns attempts back.
+   */
+  authFailureBurst?: number;
+  /** Failed attempts per minute an address earns back after its burst (default 30). */
+  authFailuresPerMinute?: number;
+  /**
+   * Failed `authenticate` calls one capnweb connection may make (default 3); the connection is
+   * then closed with code 1008.
+   */
+  maxAuthFailuresPerSocket?: number;
+}
+
+/** What the server knows of the connection a request came on (Deno.serve's handler info). */
+export interface ConnectionInfo {
+  /** The peer's address: `hostname` for TCP. */
+  readonly remoteAddr?: { readonly transport?: string; readonly hostname?: string };
 }
 
 /** Options of createHandler and serve. */
@@ -125,6 +176,14 @@ export interface HandlerOptions {
    * that got hold of a ticket.
    */
   allowedOrigins?: "*" | readonly string[];
+  /**
+   * The client's address, which the per-address limits (connections, failed logins) count by.
+   * Default: the socket's peer address from `info` (Deno.serve's second handler argument); a
+   * request without one is counted in the totals only and is never throttled. Behind a reverse
+   * proxy every request comes from the proxy: return the client's address here from a header
+   * the proxy sets, and only when the request comes from that proxy.
+   */
+  clientAddress?: (request: Request, info: ConnectionInfo | undefined) => string | undefined;
 }
 
 /** Live counts, for monitoring and for tests that check nothing leaks. */
@@ -135,6 +194,8 @@ export interface HandlerStats {
   resources: number;
   /** Open WebSocket connections. */
   sockets: number;
+  /** Open long-lived connections counted against the connection limits (WebSockets, SSE). */
+  connections: number;
   /** Tasks executing or subscribed to. */
   activeTasks: number;
   /** Open stream subscriptions. */
@@ -147,8 +208,13 @@ export interface HandlerStats {
 
 /** The request handler, with access to its parts and a way to shut it down. */
 export interface A2AHandler {
-  /** Handles one HTTP request. */
-  (request: Request): Promise<Response>;
+  /**
+   * Handles one HTTP request.
+   *
+   * @param request The request.
+   * @param info The connection it came on (Deno.serve passes it), for the client's address.
+   */
+  (request: Request, info?: ConnectionInfo): Promise<Response>;
   /** The task core. */
   readonly manager: TaskManager;
   /** The ticket and session manager. */
@@ -339,6 +405,11 @@ export function createHandler(options: HandlerOptions): A2AHandler {
   });
   const sessions = new SessionManager({
     verifier: options.verifier,
+    throttle: new AuthThrottle({
+      ...(limits.authFailureBurst !== undefined && { burst: limits.authFailureBurst }),
+      ...(limits.authFailuresPerMinute !== undefined &&
+        { perMinute: limits.authFailuresPerMinute }),
+    }),
     ...(limits.ticketTtlMs !== undefined && { ticketTtlMs: limits.ticketTtlMs }),
     ...(limits.maxTicketsPerUser !== undefined && { maxTicketsPerUser: limits.maxTicketsPerUser }),
   });
@@ -371,6 +442,16 @@ export function createHandler(options: HandlerOptions): A2AHandler {
     }),
   });
   const sockets = new Set<WebSocket>();
+  const connections = new ConnectionLimiter({
+    ...(limits.maxConnections !== undefined && { maxConnections: limits.maxConnections }),
+    ...(limits.maxConnectionsPerAddress !== undefined &&
+      { maxPerAddress: limits.maxConnectionsPerAddress }),
+  });
+  const maxAuthFailures = limits.maxAuthFailuresPerSocket ?? 3;
+  const clientAddress = options.clientAddress ??
+    ((_req: Request, info: ConnectionInfo | undefined) => info?.remoteAddr?.hostname);
+  // Each request's client address, set once as it arrives.
+  const addresses = new WeakMap<Request, string>();
   let closing = false;
   const rpcOptions = {
     onSendError: (err: Error) => redactError(err),
@@ -379,8 +460,13 @@ export function createHandler(options: HandlerOptions): A2AHandler {
     limits: { maxMessageSize: maxBytes },
   };
 
-  const serviceFor = async (req: Request, transport: "websocket" | "batch") => {
+  const serviceFor = async (
+    req: Request,
+    transport: "websocket" | "batch",
+    auth: Pick<ServiceContext, "onAuthFailure" | "authBlocked"> = {},
+  ) => {
     const session = sessions.open();
+    const address = addresses.get(req);
     const origin = new URL(req.url).origin;
     const { card } = await cardFor(origin);
     const service = new A2AService({
@@ -391,15 +477,54 @@ export function createHandler(options: HandlerOptions): A2AHandler {
       agentCard: () => card,
       transport,
       ...(limits.streamWindow !== undefined && { streamWindow: limits.streamWindow }),
+      ...(address !== undefined && { address }),
+      ...auth,
     });
     return { session, service };
+  };
+
+  /** The answer to a request refused by a limit: 429 or 503, with `Retry-After`. */
+  const refusal = (err: unknown): Response => {
+    if (err instanceof RateLimitedError) {
+      return httpError(429, err, { "retry-after": String(err.retryAfterSeconds) });
+    }
+    if (err instanceof QuotaExceededError) return httpError(429, err, { "retry-after": "1" });
+    if (err instanceof ServiceUnavailableError) return httpError(503, err, { "retry-after": "5" });
+    throw err;
   };
 
   const handleCapnweb = async (req: Request): Promise<Response> => {
     if (closing) return httpError(503, "Server is shutting down");
     if (req.headers.get("upgrade")?.toLowerCase() === "websocket") {
+      let release: () => void;
+      try {
+        release = connections.admit(addresses.get(req));
+      } catch (err) {
+        return refusal(err);
+      }
       const { socket, response } = Deno.upgradeWebSocket(req, { idleTimeout });
-      const { session, service } = await serviceFor(req, "websocket");
+      const closeSocket = (code: number, reason: string) => {
+        try {
+          socket.close(code, reason);
+        } catch {
+          // already closing
+        }
+      };
+      // A few failed logins end the connection: guessing then costs a new socket each time. The
+      // close waits a moment, so the refusal of the last attempt reaches the client first.
+      let failures = 0;
+      let failTimer: ReturnType<typeof setTimeout> | undefined;
+      const onAuthFailure = () => {
+        if (++failures < maxAuthFailures || failTimer !== undefined) return;
+        failTimer = setTimeout(
+          () => closeSocket(CLOSE_POLICY_VIOLATION, "Too many failed authentication attempts"),
+          50,
+        );
+      };
+      const { session, service } = await serviceFor(req, "websocket", {
+        onAuthFailure,
+        authBlocked: () => failures >= maxAuthFailures,
+      });
       sockets.add(socket);
       // A socket that never authenticates holds a session for nothing: it gets a deadline.
       const authTimer = authTimeoutMs > 0
@@ -415,18 +540,21 @@ export function createHandler(options: HandlerOptions): A2AHandler {
         : undefined;
       socket.addEventListener("close", () => {
         clearTimeout(authTimer);
+        clearTimeout(failTimer);
         sockets.delete(socket);
+        release();
         session.close();
       });
       const transport = new SizeLimitedTransport(new WebSocketTransport(socket), {
         maxIncomingBytes: maxBytes,
         maxOutgoingBytes: maxEventBytes,
-        close: (code, reason) => {
-          try {
-            socket.close(code, reason);
-          } catch {
-            // already closing
-          }
+        close: closeSocket,
+        maxCallsInFlight: limits.maxCallsInFlight ?? 256,
+        preAuth: {
+          authenticated: () => session.principal !== undefined,
+          ...(limits.preAuthMaxCalls !== undefined && { maxCalls: limits.preAuthMaxCalls }),
+          ...(limits.preAuthMaxImports !== undefined && { maxImports: limits.preAuthMaxImports }),
+          ...(limits.preAuthMaxBytes !== undefined && { maxBytes: limits.preAuthMaxBytes }),
         },
       });
       new RpcSession(transport, service, rpcOptions);
@@ -459,7 +587,8 @@ export function createHandler(options: HandlerOptions): A2AHandler {
 
   const handleJsonRpc = createJsonRpcHandler({
     handler: requestHandler,
-    verifyToken: (token) => sessions.verifyToken(token),
+    verifyToken: (token, req) => sessions.verifyToken(token, addresses.get(req)),
+    admitStream: (req) => connections.admit(addresses.get(req)),
     versions: SUPPORTED_VERSIONS,
     maxBodyBytes: maxBytes,
     maxEventBytes,
@@ -475,12 +604,13 @@ export function createHandler(options: HandlerOptions): A2AHandler {
     const challenge = { "www-authenticate": 'Bearer realm="a2a"' };
     if (!match) return httpError(401, "Missing bearer token", challenge);
     try {
-      const ticket = await sessions.issueTicket(match[1]!);
+      const ticket = await sessions.issueTicket(match[1]!, addresses.get(req));
       return json(ticket, 200, { "cache-control": "no-store" });
     } catch (err) {
       if (err instanceof ServiceUnavailableError) {
         return httpError(503, err.message, { "retry-after": "5" });
       }
+      if (err instanceof RateLimitedError) return refusal(err);
       if (err instanceof A2AError) {
         return httpError(401, err.message, {
           "www-authenticate": 'Bearer realm="a2a", error="invalid_token"',
@@ -527,7 +657,9 @@ export function createHandler(options: HandlerOptions): A2AHandler {
     }
   };
 
-  const handler = (async (req: Request): Promise<Response> => {
+  const handler = (async (req: Request, info?: ConnectionInfo): Promise<Response> => {
+    const address = clientAddress(req, info);
+    if (address !== undefined) addresses.set(req, address);
     const path = new URL(req.url).pathname;
     const origin = req.headers.get("origin");
     const allowed = originAllowed(origin, req);
@@ -571,6 +703,7 @@ export function createHandler(options: HandlerOptions): A2AHandler {
         sessions: sessions.sessionCount,
         resources: sessions.resourceCount,
         sockets: sockets.size,
+        connections: connections.count,
         activeTasks: manager.activeCount,
         subscribers: manager.subscriberCount,
         overflows: manager.overflowCount,

@@ -13,6 +13,7 @@ import {
   JSONParseError,
   MethodNotFoundError,
   QuotaExceededError,
+  RateLimitedError,
   ServiceUnavailableError,
   VersionNotSupportedError,
 } from "../errors/errors.ts";
@@ -41,8 +42,11 @@ const log = getLogger(["a2a-capnweb", "jsonrpc"]);
 export interface JsonRpcHandlerOptions {
   /** The request handler shared by every binding. */
   handler: RequestHandler;
-  /** Verifies a bearer token; throws AuthenticationError when it is not valid. */
-  verifyToken: (token: string) => Promise<Principal>;
+  /**
+   * Verifies a bearer token; throws AuthenticationError when it is not valid (HTTP 401), or
+   * RateLimitedError when its sender made too many failed attempts (HTTP 429).
+   */
+  verifyToken: (token: string, req: Request) => Promise<Principal>;
   /** The A2A versions served (`Major.Minor`); default `["1.0"]`. */
   versions?: readonly string[];
   /** Largest request body accepted, in bytes (default 4 MiB). */
@@ -62,6 +66,12 @@ export interface JsonRpcHandlerOptions {
   headers?: Record<string, string>;
   /** True once the server is shutting down: new requests get HTTP 503. */
   closing?: () => boolean;
+  /**
+   * Counts a new SSE stream against the server's connection limits before it opens: returns a
+   * function called once when the stream ends, or throws QuotaExceededError (HTTP 429) or
+   * ServiceUnavailableError (HTTP 503) to refuse it.
+   */
+  admitStream?: (req: Request) => () => void;
 }
 
 /** The JSON-RPC endpoint's handler, with a way to end its open streams. */
@@ -252,8 +262,14 @@ export function createJsonRpcHandler(options: JsonRpcHandlerOptions): JsonRpcHan
       });
     }
     try {
-      return await options.verifyToken(match[1]!);
+      return await options.verifyToken(match[1]!, req);
     } catch (err) {
+      if (err instanceof RateLimitedError) {
+        return httpFailure(err, {
+          status: 429,
+          headers: { "retry-after": String(err.retryAfterSeconds) },
+        });
+      }
       if (err instanceof AuthenticationError) {
         return httpFailure(err, {
           status: 401,
@@ -266,7 +282,7 @@ export function createJsonRpcHandler(options: JsonRpcHandlerOptions): JsonRpcHan
 
   // The client going away cancels the body stream, which closes the subscription. (Deno's
   // request.signal is not used: it also aborts after every successful response.)
-  const stream = (sub: Subscription, id: JsonRpcId): Response => {
+  const stream = (sub: Subscription, id: JsonRpcId, release: () => void): Response => {
     const encoder = new TextEncoder();
     let controller!: ReadableStreamDefaultController<Uint8Array>;
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -277,6 +293,7 @@ export function createJsonRpcHandler(options: JsonRpcHandlerOptions): JsonRpcHan
       clearTimeout(timer);
       open.delete(shutdown);
       sub.close();
+      release();
       return true;
     };
     // The keep-alive timer restarts on every write, so only an idle stream gets comments.
@@ -395,6 +412,7 @@ export function createJsonRpcHandler(options: JsonRpcHandlerOptions): JsonRpcHan
       if (notification) return new Response(null, { status: 204, headers: extra });
       // A used-up quota is the one error a client should back off from: say so in HTTP too.
       if (err instanceof QuotaExceededError) return reply(res, 429, { "retry-after": "1" });
+      if (err instanceof ServiceUnavailableError) return reply(res, 503, { "retry-after": "5" });
       return reply(res);
     };
     try {
@@ -413,13 +431,20 @@ export function createJsonRpcHandler(options: JsonRpcHandlerOptions): JsonRpcHan
       }
       if (unary) return answer({ jsonrpc: "2.0", id, result: await unary(handler, call, params) });
       const last = method === "SubscribeToTask" ? lastEventIdOf(req) : undefined;
-      const sub = await streaming!(handler, call, params, last);
+      const release = notification ? () => {} : options.admitStream?.(req) ?? (() => {});
+      let sub: Subscription;
+      try {
+        sub = await streaming!(handler, call, params, last);
+      } catch (err) {
+        release();
+        throw err;
+      }
       if (notification) {
         // Nobody reads the stream of a notification; the call itself (e.g. starting a task) stands.
         sub.close();
         return answer({ jsonrpc: "2.0", id, result: null });
       }
-      return stream(sub, id);
+      return stream(sub, id, release);
     } catch (err) {
       return answer(failure(id, err), err);
     }

@@ -10,8 +10,10 @@ import {
   fromWireError,
   InternalError,
   InvalidParamsError,
+  InvalidRequestError,
   MethodNotFoundError,
   PushNotificationNotSupportedError,
+  RateLimitedError,
   UnsupportedOperationError,
   VersionNotSupportedError,
 } from "../errors/errors.ts";
@@ -67,6 +69,12 @@ export interface ServiceContext {
   transport: "websocket" | "batch";
   /** How many sink calls may be in flight per stream. */
   streamWindow?: number;
+  /** The client's address, for the failed-login throttle (unknown when absent). */
+  address?: string;
+  /** Called after each failed `authenticate`, so the connection can end after a few. */
+  onAuthFailure?: () => void;
+  /** True once the connection made its last allowed failed attempt: it is about to close. */
+  authBlocked?: () => boolean;
 }
 
 /**
@@ -83,13 +91,29 @@ export function toWireError(err: unknown): Error {
     ? /^'([^']*)' is not a function\.$/.exec(err.message)
     : null;
   if (missing) return new MethodNotFoundError(missing[1]!);
-  log.error("Unexpected error in a capnweb call: {error}", { error: err });
+  // Never echo a long message into the log: it may quote what a peer sent.
+  const long = err instanceof Error && err.message.length > 500;
+  log.error("Unexpected error in a capnweb call: {error}", {
+    error: long ? `${err.name}: ${truncate(err.message)}` : err,
+  });
   return new InternalError();
 }
 
 /** What capnweb says when a session ends because its peer closed or went away. */
 const SESSION_ENDED =
   /^(Peer closed WebSocket|WebSocket connection failed|RPC session was shut down|RPC session failed)/;
+
+/**
+ * What capnweb says when the peer broke the protocol: a malformed message, an id it never had,
+ * a value nested too deep. The peer's fault, so not an error of ours; the text can quote the
+ * whole message, and names internal tables, so it is neither sent nor logged in full.
+ */
+const PEER_FAULT =
+  /^(bad RPC message|no such (entry on exports table|export ID)|refcount would go negative|Deserializ|unknown special value|unknown map capture|Unknown bytes type|Invalid byte length|Export \d+ is not a pipe)/;
+
+function truncate(text: string, max = 200): string {
+  return text.length > max ? `${text.slice(0, max)}… (${text.length} characters)` : text;
+}
 
 /**
  * The capnweb `onSendError` hook: every error leaves as an A2A error, and without its stack,
@@ -103,6 +127,14 @@ export function redactError(err: Error): Error {
     // capnweb ends a session with these when the peer goes away: normal, not an error of ours.
     log.debug("capnweb session ended: {message}", { message: err.message.slice(0, 200) });
     return new InternalError("The session ended");
+  }
+  if (!(err instanceof A2AError) && PEER_FAULT.test(err.message)) {
+    log.debug("capnweb protocol error from the peer: {message}", {
+      message: truncate(err.message),
+    });
+    return redactError(
+      new InvalidRequestError("Protocol error: the message was malformed or out of order"),
+    );
   }
   const out = toWireError(err);
   if (out === err && !err.stack) return err;
@@ -160,7 +192,18 @@ export class A2AService extends RpcTarget {
       const { version, extensions } = parseAuthOptions(options);
       if (!isSupportedVersion(version)) throw new VersionNotSupportedError(version);
       this.#ctx.handler.requireExtensions(extensions);
-      const principal = await this.#ctx.sessions.authenticate(credentials);
+      if (this.#ctx.authBlocked?.()) {
+        throw new AuthenticationError("Too many failed authentication attempts on this connection");
+      }
+      let principal;
+      try {
+        principal = await this.#ctx.sessions.authenticate(credentials, this.#ctx.address);
+      } catch (err) {
+        if (err instanceof AuthenticationError || err instanceof RateLimitedError) {
+          this.#ctx.onAuthFailure?.();
+        }
+        throw err;
+      }
       this.#ctx.session.setPrincipal(principal);
       return new A2ACapability(this.#ctx, { userId: principal.userId, origin: this.#ctx.origin });
     });

@@ -2,11 +2,39 @@
 // an oversized call, or an oversized answer to one, fails alone with an error that names the limit.
 
 import { type RpcTransport, serialize } from "capnweb";
-import { InternalError, InvalidRequestError } from "../errors/errors.ts";
+import { getLogger } from "@logtape/logtape";
+import { InternalError, InvalidRequestError, QuotaExceededError } from "../errors/errors.ts";
 import { exceedsUtf8, utf8Length } from "../http/limits.ts";
+
+const log = getLogger(["a2a-capnweb", "rpc"]);
 
 /** The WebSocket close code for a message over the size limit (RFC 6455: Message Too Big). */
 export const CLOSE_MESSAGE_TOO_BIG = 1009;
+
+/** The WebSocket close code for a session ended by a limit or policy (RFC 6455: Policy Violation). */
+export const CLOSE_POLICY_VIOLATION = 1008;
+
+/**
+ * The close code of a session that capnweb aborted (a malformed or out-of-order message): the
+ * code capnweb's own transport uses. The reason is always {@linkcode ABORT_REASON}, never
+ * capnweb's text, which can quote the peer's message or name internal tables.
+ */
+export const CLOSE_ABORTED = 3000;
+
+/** The close reason of a session that capnweb aborted. */
+export const ABORT_REASON = "RPC session aborted: protocol error";
+
+/** What a session may do before it has authenticated; past any of these it is ended. */
+export interface PreAuthLimits {
+  /** Whether the session has authenticated; the limits apply until it has. */
+  authenticated: () => boolean;
+  /** Calls (pushes) outstanding at once (default 16). */
+  maxCalls?: number;
+  /** Capabilities (`export` expressions) the peer may send us in all (default 16). */
+  maxImports?: number;
+  /** Bytes the peer may send in all (default 1 MiB). */
+  maxBytes?: number;
+}
 
 /** Options of {@linkcode SizeLimitedTransport}. */
 export interface SizeLimitOptions {
@@ -29,6 +57,16 @@ export interface SizeLimitOptions {
    * that cannot be refused alone; without it the inner transport's `abort` ends the session.
    */
   close?: (code: number, reason: string) => void;
+  /**
+   * Limits of a session that has not authenticated. Past any, the session is aborted and, given
+   * `close`, closed with code 1008 and a reason naming the limit.
+   */
+  preAuth?: PreAuthLimits;
+  /**
+   * Calls the peer may have outstanding at once (a `push` not yet released), authenticated or
+   * not; one more fails alone with QuotaExceededError (-31005). Unlimited when absent.
+   */
+  maxCallsInFlight?: number;
 }
 
 // The kind of a capnweb message and its id, read from its first characters: `["push",`,
@@ -84,6 +122,13 @@ export class SizeLimitedTransport implements RpcTransport {
   #wake: (() => void) | undefined;
   #pending: Promise<string> | undefined;
   #fatal: Error | undefined;
+  #fatalCode = CLOSE_MESSAGE_TOO_BIG;
+  // The peer's pushes that we have not been told to release: its calls in flight.
+  #inFlight = new Set<number>();
+  #maxInFlight: number;
+  #preAuth: Required<PreAuthLimits> | undefined;
+  #preAuthBytes = 0;
+  #preAuthImports = 0;
 
   /**
    * Wraps a transport.
@@ -96,6 +141,13 @@ export class SizeLimitedTransport implements RpcTransport {
     this.#maxIn = options.maxIncomingBytes;
     this.#maxOut = options.maxOutgoingBytes;
     this.#close = options.close;
+    this.#maxInFlight = options.maxCallsInFlight ?? Infinity;
+    this.#preAuth = options.preAuth && {
+      maxCalls: 16,
+      maxImports: 16,
+      maxBytes: 1024 * 1024,
+      ...options.preAuth,
+    };
     this.#incomingError = options.incomingError ??
       ((limit, bytes) =>
         new InvalidRequestError(`Message is larger than the ${limit}-byte limit: ${bytes} bytes`));
@@ -164,10 +216,22 @@ export class SizeLimitedTransport implements RpcTransport {
    */
   abort(reason: unknown): void {
     if (reason !== undefined && reason === this.#fatal && this.#close) {
-      this.#close(CLOSE_MESSAGE_TOO_BIG, this.#fatal.message.slice(0, 120));
+      this.#close(this.#fatalCode, this.#fatal.message.slice(0, 120));
+      return;
+    }
+    if (this.#close) {
+      // capnweb's reason can quote the peer's whole message: log it cut short, send a fixed one.
+      const detail = reason instanceof Error ? reason.message : String(reason);
+      log.debug("capnweb session aborted: {detail}", { detail: truncate(detail, 200) });
+      this.#close(CLOSE_ABORTED, ABORT_REASON);
       return;
     }
     this.#inner.abort?.(reason);
+  }
+
+  /** How many calls the peer has outstanding (its pushes we were not told to release). */
+  get callsInFlight(): number {
+    return this.#inFlight.size;
   }
 
   #inject(message: string): void {
@@ -180,7 +244,11 @@ export class SizeLimitedTransport implements RpcTransport {
     const text = typeof raw === "string" ? raw : new TextDecoder().decode(raw);
     const { kind, id } = headOf(text);
     const peerId = allocatesId(kind) ? this.#peerNextId++ : id;
-    if (!exceedsUtf8(text, this.#maxIn)) return text;
+    if (!exceedsUtf8(text, this.#maxIn)) {
+      // An oversized message is refused below whatever the session's state; it costs nothing.
+      if (this.#preAuth && !this.#preAuth.authenticated()) this.#checkPreAuth(text, kind);
+      return this.#track(text, kind, peerId);
+    }
     const refusal = this.#incomingError(this.#maxIn, utf8Length(text));
     const error = serialize(refusal);
     switch (kind) {
@@ -200,6 +268,59 @@ export class SizeLimitedTransport implements RpcTransport {
         return `["abort",${error}]`;
     }
     this.#fatal = refusal;
+    this.#fatalCode = CLOSE_MESSAGE_TOO_BIG;
     throw refusal;
   }
+
+  /** Keeps count of the peer's calls in flight, refusing one past the limit. */
+  #track(text: string, kind: string | undefined, peerId: number | undefined): string {
+    if (kind === "release") {
+      if (peerId !== undefined) this.#inFlight.delete(peerId);
+      return text;
+    }
+    if (!allocatesId(kind) || peerId === undefined) return text;
+    if (this.#inFlight.size >= this.#maxInFlight) {
+      const error = serialize(
+        new QuotaExceededError(
+          `Too many calls in flight on this connection: the limit is ${this.#maxInFlight}`,
+        ),
+      );
+      try {
+        this.#inner.send(`["reject",${peerId},${error}]`);
+      } catch {
+        // The connection is closing; the session will notice.
+      }
+      return `["${kind}",null]`;
+    }
+    this.#inFlight.add(peerId);
+    return text;
+  }
+
+  /** Ends a session that has not authenticated once it sends more than it may. */
+  #checkPreAuth(text: string, kind: string | undefined): void {
+    const limits = this.#preAuth!;
+    this.#preAuthBytes += text.length;
+    let broken: string | undefined;
+    if (this.#preAuthBytes > limits.maxBytes) {
+      broken = `more than ${limits.maxBytes} bytes`;
+    } else if (allocatesId(kind) && this.#inFlight.size >= limits.maxCalls) {
+      broken = `more than ${limits.maxCalls} calls outstanding`;
+    } else {
+      for (let at = text.indexOf('["export"'); at >= 0; at = text.indexOf('["export"', at + 9)) {
+        if (++this.#preAuthImports > limits.maxImports) {
+          broken = `more than ${limits.maxImports} capabilities`;
+          break;
+        }
+      }
+    }
+    if (broken === undefined) return;
+    const refusal = new InvalidRequestError(`Sent ${broken} before authenticating`);
+    this.#fatal = refusal;
+    this.#fatalCode = CLOSE_POLICY_VIOLATION;
+    throw refusal;
+  }
+}
+
+function truncate(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max)}… (${text.length} characters)` : text;
 }
