@@ -136,6 +136,14 @@ export {
   type TaskView,
 } from "./src/tasks/store.ts";
 export { KvTaskStore, type KvTaskStoreOptions } from "./src/tasks/kv_store.ts";
+export { PostgresTaskStore, type PostgresTaskStoreOptions } from "./src/tasks/pg_store.ts";
+export {
+  type DeliveryOutcome,
+  isShared,
+  type PushDelivery,
+  type SharedTaskStore,
+  type Unwatch,
+} from "./src/tasks/shared_store.ts";
 export type { KvLeaseOptions } from "./src/tasks/kv_lease.ts";
 export { StreamOverflowError, Subscription } from "./src/tasks/subscription.ts";
 export {
@@ -159,6 +167,8 @@ export {
 } from "./src/auth/tokens.ts";
 export { JwtVerifier, type JwtVerifierOptions, type PublicJwk } from "./src/auth/jwt.ts";
 export { AuthThrottle, type AuthThrottleOptions } from "./src/auth/throttle.ts";
+export type { StoredTicket, TicketStore } from "./src/auth/ticket_store.ts";
+export { PostgresTicketStore } from "./src/auth/pg_ticket_store.ts";
 export {
   type Credentials,
   Session,

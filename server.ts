@@ -44,6 +44,7 @@ import { JwtVerifier } from "./src/auth/jwt.ts";
 import { StaticTokenVerifier, type TokenVerifier } from "./src/auth/tokens.ts";
 import { demoAgent, demoAgentCard } from "./src/demo/agent.ts";
 import { KvTaskStore } from "./src/tasks/kv_store.ts";
+import { PostgresTaskStore } from "./src/tasks/pg_store.ts";
 import {
   type A2AHandler,
   type AgentCardInput,
@@ -134,6 +135,7 @@ interface ServerArgs {
   hostname: string;
   publicUrl?: string;
   dataPath?: string;
+  postgresUrl?: string;
   allowedOrigins?: string;
 }
 
@@ -178,6 +180,9 @@ function parseArgs(args: string[]): ServerArgs {
       case "--data":
         out.dataPath = value();
         break;
+      case "--postgres":
+        out.postgresUrl = value();
+        break;
       case "--help":
       case "-h":
         throw new TypeError("help");
@@ -189,7 +194,7 @@ function parseArgs(args: string[]): ServerArgs {
 }
 
 const USAGE = `Usage: deno run -A server.ts [--port N] [--hostname H]
-         [--public-url URL] [--data PATH] [--allowed-origins LIST]
+         [--public-url URL] [--data PATH | --postgres URL] [--allowed-origins LIST]
 
 Runs the a2a-capnweb demo agent.
   --port N          port to listen on (default 8000; 0 picks a free port)
@@ -199,6 +204,11 @@ Runs the a2a-capnweb demo agent.
                     repository's deno.json, else run with --unstable-kv); tasks
                     left running by a previous process are marked FAILED at start
                     (default: in memory, lost on exit)
+  --postgres URL    keep tasks, event logs, push deliveries and tickets in PostgreSQL
+                    (postgres://user:password@host:port/db); any number of processes
+                    may share the database and serve as one agent behind a load
+                    balancer; tasks of a process that died are marked FAILED once its
+                    lease lapses (A2A_PG_LEASE_MS, default 15000)
   --allowed-origins LIST  browser origins that may call the server, comma-separated
                     exact origins ("https://app.example.com") or "*" (default "*";
                     requests without an Origin header and same-origin ones always pass)
@@ -212,7 +222,8 @@ Environment:
   A2A_JWT_USER_CLAIM  the claim that names the user (default sub)
   A2A_DATA          the same as --data (one process per data file: a second one refuses
                     to start; a killed one's lease lapses after A2A_KV_LEASE_MS, 10000)
-  A2A_ALLOWED_ORIGINS  the same as --allowed-origins`;
+  A2A_ALLOWED_ORIGINS  the same as --allowed-origins
+  A2A_POSTGRES_URL  the same as --postgres`;
 
 /** The verifier from the environment: JWT when A2A_JWT_JWKS_URL is set, else A2A_TOKENS. */
 function verifierFromEnv(): TokenVerifier {
@@ -271,7 +282,32 @@ async function main(): Promise<void> {
   const log = getLogger(["a2a-capnweb", "server"]);
   const verifier = verifierFromEnv();
   const dataPath = args.dataPath ?? (Deno.env.get("A2A_DATA") || undefined);
+  const postgresUrl = args.postgresUrl ?? (Deno.env.get("A2A_POSTGRES_URL") || undefined);
+  if (dataPath !== undefined && postgresUrl !== undefined) {
+    // deno-lint-ignore no-console
+    console.error("Choose one store: --data (Deno KV) or --postgres, not both");
+    Deno.exit(2);
+  }
   let store: KvTaskStore | undefined;
+  let shared: PostgresTaskStore | undefined;
+  if (postgresUrl !== undefined) {
+    try {
+      const leaseMs = Number(Deno.env.get("A2A_PG_LEASE_MS") || 15_000);
+      shared = await PostgresTaskStore.connect(postgresUrl, { leaseMs });
+    } catch (err) {
+      // The URL may carry a password: name the host only.
+      let where = "the database";
+      try {
+        const u = new URL(postgresUrl);
+        where = `${u.hostname}:${u.port || 5432}${u.pathname}`;
+      } catch {
+        // not a URL: say nothing of it
+      }
+      // deno-lint-ignore no-console
+      console.error(`Cannot connect to PostgreSQL at ${where}: ${(err as Error).message}`);
+      Deno.exit(1);
+    }
+  }
   if (dataPath !== undefined) {
     try {
       const leaseMs = Number(Deno.env.get("A2A_KV_LEASE_MS") || 10_000);
@@ -295,6 +331,7 @@ async function main(): Promise<void> {
     executor: demoAgent,
     verifier,
     ...(store && { store }),
+    ...(shared && { store: shared, tickets: shared.tickets }),
     extendedAgentCard: {
       ...demoAgentCard,
       description: `${demoAgentCard.description} (extended card for authenticated users)`,
@@ -308,6 +345,13 @@ async function main(): Promise<void> {
       failed,
     });
   }
+  if (shared) {
+    const failed = await server.handler.manager.recover();
+    log.info("Tasks in PostgreSQL (process {id}); {failed} of dead processes marked FAILED", {
+      id: shared.processId,
+      failed,
+    });
+  }
   // deno-lint-ignore no-console
   console.log(`a2a-capnweb demo agent listening on ${server.url}`);
   let stopping = false;
@@ -316,7 +360,8 @@ async function main(): Promise<void> {
     if (stopping) return log.debug("Already shutting down");
     stopping = true;
     log.info("Shutting down");
-    server.shutdown().finally(() => store?.release()).then(() => Deno.exit(0));
+    server.shutdown().finally(() => Promise.allSettled([store?.release(), shared?.close()]))
+      .then(() => Deno.exit(0));
   };
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);

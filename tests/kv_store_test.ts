@@ -191,7 +191,7 @@ for (const kind of KINDS) {
   test("list() shows a user only their own tasks", async (store) => {
     await put(store, "alice", makeTask("a1"));
     await put(store, "alice", makeTask("a2", { at: 1 }));
-    await put(store, "bob", makeTask("b1"));
+    await put(store, "bob", makeTask("b1", { contextId: "bobs" }));
     assert.deepEqual(await ids(store, "alice"), ["a2", "a1"]);
     const bob = await store.list("bob", query());
     assert.deepEqual(bob.records.map((r) => r.task.id), ["b1"]);
@@ -315,8 +315,8 @@ for (const kind of KINDS) {
   test("unfinished() lists the tasks left SUBMITTED or WORKING", async (store) => {
     await put(store, "alice", makeTask("s", { state: "TASK_STATE_SUBMITTED" }));
     await put(store, "alice", makeTask("w", { state: "TASK_STATE_WORKING" }));
-    await put(store, "bob", makeTask("i", { state: "TASK_STATE_INPUT_REQUIRED" }));
-    await put(store, "bob", makeTask("c", { state: "TASK_STATE_COMPLETED" }));
+    await put(store, "bob", makeTask("i", { state: "TASK_STATE_INPUT_REQUIRED", contextId: "b" }));
+    await put(store, "bob", makeTask("c", { state: "TASK_STATE_COMPLETED", contextId: "b" }));
     const list = async () => (await store.unfinished!()).map((r) => r.task.id).sort();
     assert.deepEqual(await list(), ["s", "w"]);
     const done = makeTask("w", { state: "TASK_STATE_COMPLETED", at: 1 });
@@ -414,9 +414,9 @@ function crashingKv(kv: Deno.Kv, commits: number): { kv: Deno.Kv; committed: () 
 async function dump(kv: Deno.Kv): Promise<string[]> {
   const out: string[] = [];
   for await (const e of kv.list({ prefix: [] })) {
-    const bytes = e.value instanceof Uint8Array
-      ? e.value
-      : new TextEncoder().encode(JSON.stringify(e.value));
+    const bytes = e.value instanceof Uint8Array ? e.value : new TextEncoder().encode(
+      e.value instanceof Deno.KvU64 ? `${e.value.value}n` : JSON.stringify(e.value),
+    );
     const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new Uint8Array(bytes)));
     out.push(`${JSON.stringify(e.key)} ${[...digest].join(".")}`);
   }
@@ -654,7 +654,7 @@ Deno.test("KvTaskStore lets only one of two writers log a seq", async () => {
   // connections to one file would also do, but SQLite answers the second "database is locked".)
   const kv = await Deno.openKv(":memory:");
   using a = new KvTaskStore(kv);
-  const b = new KvTaskStore(crashingKv(kv, Infinity).kv);
+  using b = new KvTaskStore(crashingKv(kv, Infinity).kv);
   await put(a, "alice", makeTask("t1", { state: "TASK_STATE_WORKING" }));
   const tasks = [
     makeTask("t1", { state: "TASK_STATE_COMPLETED", at: 1, text: "from a" }),
@@ -710,7 +710,8 @@ Deno.test("KvTaskStore commit() refuses a state older than the stored one, chang
   await putStatus(store, "alice", canceled, 2);
   const late = { ...asking, history: [userMessage("late")] };
   // Through this store, which remembers seq 2, and through one that reads it.
-  for (const writer of [store, new KvTaskStore(crashingKv(kv, Infinity).kv)]) {
+  using reader = new KvTaskStore(crashingKv(kv, Infinity).kv);
+  for (const writer of [store, reader]) {
     await assert.rejects(
       () => writer.commit({ owner: "alice", task: late, lastSeq: 1 }, { historyAppended: 1 }),
       (err: Error) =>
@@ -780,7 +781,8 @@ Deno.test("KvTaskStore unfinished() sweeps what a commit that died before its fi
     using store = new KvTaskStore(kv);
     const counter = crashingKv(kv, Infinity);
     await put(store, "alice", base);
-    await new KvTaskStore(counter.kv).commit({ owner: "alice", task: next, lastSeq: 2 }, change);
+    using counted = new KvTaskStore(counter.kv);
+    await counted.commit({ owner: "alice", task: next, lastSeq: 2 }, change);
     total = counter.committed();
   }
   assert.ok(total >= 3, `${total} operations`);
@@ -789,7 +791,7 @@ Deno.test("KvTaskStore unfinished() sweeps what a commit that died before its fi
     using store = new KvTaskStore(kv);
     await put(store, "alice", base);
     const clean = await dump(kv);
-    const dying = new KvTaskStore(crashingKv(kv, crashAt).kv);
+    using dying = new KvTaskStore(crashingKv(kv, crashAt).kv);
     await assert.rejects(
       () => dying.commit({ owner: "alice", task: next, lastSeq: 2 }, change),
       /Simulated crash/,
@@ -816,7 +818,8 @@ Deno.test("KvTaskStore unfinished() sweeps the old parts a commit died before de
   await put(store, "alice", task);
   task = { ...task, artifacts: [{ artifactId: "a", parts: [{ text: "small" }] }] };
   // The replacing commit goes through; the process dies before deleting the old parts.
-  await new KvTaskStore(crashingKv(kv, 1).kv).commit({ owner: "alice", task, lastSeq: 2 }, {
+  using dying = new KvTaskStore(crashingKv(kv, 1).kv);
+  await dying.commit({ owner: "alice", task, lastSeq: 2 }, {
     event: artifactEvent(task, 0, 2),
     artifact: { index: 0, fromPart: 0 },
   });

@@ -1,5 +1,6 @@
 // A TCP proxy for fault-injection tests: sits between the real client and the real server on
 // 127.0.0.1 and can cut, stall, blackhole, delay or refuse the connections that pass through it.
+// Given several servers, it is a round-robin load balancer: each new connection goes to the next.
 
 /** One proxied connection: the client side and the server side. */
 interface Pair {
@@ -15,7 +16,8 @@ interface Pair {
 /** A fault-injecting TCP proxy. `await using` closes it and every connection. */
 export class TcpProxy implements AsyncDisposable {
   readonly #listener: Deno.TcpListener;
-  readonly #target: { hostname: string; port: number };
+  readonly #targets: { hostname: string; port: number }[];
+  #next = 0;
   readonly #pairs = new Set<Pair>();
   #accepting: Promise<void>;
   /** Milliseconds each chunk waits before it is forwarded. */
@@ -28,10 +30,10 @@ export class TcpProxy implements AsyncDisposable {
   /**
    * Starts the proxy on 127.0.0.1, port 0.
    *
-   * @param target The server's address.
+   * @param target The server's address, or several servers' to take turns.
    */
-  constructor(target: { hostname: string; port: number }) {
-    this.#target = target;
+  constructor(target: { hostname: string; port: number } | { hostname: string; port: number }[]) {
+    this.#targets = Array.isArray(target) ? target : [target];
     this.#listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     this.#accepting = this.#accept();
   }
@@ -55,7 +57,8 @@ export class TcpProxy implements AsyncDisposable {
       }
       let server: Deno.TcpConn;
       try {
-        server = await Deno.connect(this.#target);
+        const target = this.#targets[this.#next++ % this.#targets.length]!;
+        server = await Deno.connect(target);
       } catch {
         client.close();
         continue;

@@ -7,6 +7,7 @@ import {
   ServiceUnavailableError,
 } from "../errors/errors.ts";
 import { AuthThrottle } from "./throttle.ts";
+import type { TicketStore } from "./ticket_store.ts";
 import type { Principal, TokenVerifier } from "./tokens.ts";
 
 /** A one-time ticket, as `POST /a2a/auth` returns it. */
@@ -43,6 +44,11 @@ export interface SessionManagerOptions {
    * (default: an {@linkcode AuthThrottle} with its defaults, 10 in a burst, then 30 a minute).
    */
   throttle?: AuthThrottle;
+  /**
+   * Where unused tickets live when several processes share them (a ticket issued by one is
+   * redeemed once, by any); in this process's memory when absent.
+   */
+  tickets?: TicketStore;
 }
 
 /**
@@ -143,6 +149,7 @@ export class SessionManager {
   #byUser = new Map<string, string[]>();
   #sessions = new Set<Session>();
   #throttle: AuthThrottle;
+  #shared: TicketStore | undefined;
 
   /**
    * Creates a session manager with no tickets and no sessions.
@@ -155,6 +162,7 @@ export class SessionManager {
     this.#maxTickets = options.maxTickets ?? 100_000;
     this.#maxPerUser = options.maxTicketsPerUser ?? 100;
     this.#throttle = options.throttle ?? new AuthThrottle();
+    this.#shared = options.tickets;
   }
 
   /** The failed-login throttle every way of authenticating goes through. */
@@ -174,7 +182,7 @@ export class SessionManager {
     return n;
   }
 
-  /** How many unused, unexpired tickets exist. */
+  /** How many unused, unexpired tickets this process's memory holds (0 with a shared store). */
   get ticketCount(): number {
     this.#purge(Date.now());
     return this.#tickets.size;
@@ -218,6 +226,7 @@ export class SessionManager {
   async issueTicket(token: string, address?: string): Promise<Ticket> {
     const { userId } = await this.verifyToken(token, address);
     const now = Date.now();
+    if (this.#shared) return await this.#issueShared(userId, now);
     this.#purge(now);
     const mine = (this.#byUser.get(userId) ?? []).filter((t) => this.#tickets.has(t));
     while (mine.length >= this.#maxPerUser) this.#tickets.delete(mine.shift()!);
@@ -226,9 +235,7 @@ export class SessionManager {
         `Too many unused tickets (${this.#maxTickets}); try again in a few seconds`,
       );
     }
-    const bytes = crypto.getRandomValues(new Uint8Array(32));
-    const ticket = btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_")
-      .replace(/=+$/, "");
+    const ticket = newTicket();
     const expires = now + this.#ttl;
     this.#tickets.set(ticket, { userId, expires });
     mine.push(ticket);
@@ -254,6 +261,14 @@ export class SessionManager {
     const { ticket, token } = credentials as { ticket?: unknown; token?: unknown };
     if (typeof ticket === "string" && token === undefined) {
       this.#throttle.check(address);
+      if (this.#shared) {
+        const taken = await this.#shared.take(ticket);
+        if (!taken || taken.expiresAt <= Date.now()) {
+          this.#throttle.fail(address);
+          throw new AuthenticationError("Invalid, expired or already used ticket");
+        }
+        return { userId: taken.userId };
+      }
       const entry = this.#tickets.get(ticket);
       this.#tickets.delete(ticket);
       if (entry) {
@@ -291,6 +306,19 @@ export class SessionManager {
     for (const s of [...this.#sessions]) s.close();
   }
 
+  async #issueShared(userId: string, now: number): Promise<Ticket> {
+    const store = this.#shared!;
+    if (await store.count() >= this.#maxTickets) {
+      throw new ServiceUnavailableError(
+        `Too many unused tickets (${this.#maxTickets}); try again in a few seconds`,
+      );
+    }
+    const ticket = newTicket();
+    const expires = now + this.#ttl;
+    await store.put(ticket, { userId, expiresAt: expires }, this.#maxPerUser);
+    return { ticket, userId, expiresAt: new Date(expires).toISOString() };
+  }
+
   #purge(now: number): void {
     // Every ticket has the same lifetime, so issue order is expiry order: stop at the first live one.
     const touched = new Set<string>();
@@ -305,4 +333,11 @@ export class SessionManager {
       else this.#byUser.set(user, live);
     }
   }
+}
+
+/** 256 random bits, base64url. */
+function newTicket(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_")
+    .replace(/=+$/, "");
 }

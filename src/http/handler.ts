@@ -5,6 +5,7 @@ import { getLogger } from "@logtape/logtape";
 import { newHttpBatchRpcResponse, RpcSession, WebSocketTransport } from "capnweb";
 import { SessionManager } from "../auth/sessions.ts";
 import { PushDispatcher, type PushOptions } from "../push/dispatcher.ts";
+import type { TicketStore } from "../auth/ticket_store.ts";
 import type { TokenVerifier } from "../auth/tokens.ts";
 import { AuthThrottle } from "../auth/throttle.ts";
 import {
@@ -17,6 +18,7 @@ import {
 import { createJsonRpcHandler } from "../jsonrpc/server.ts";
 import { JSONRPC_BINDING } from "../jsonrpc/protocol.ts";
 import { A2AService, redactError, type ServiceContext } from "../rpc/service.ts";
+import { guardCapnwebRejections } from "../rpc/rejection_guard.ts";
 import { CLOSE_POLICY_VIOLATION, SizeLimitedTransport } from "../rpc/size_limited_transport.ts";
 import { ConnectionLimiter } from "./connection_limits.ts";
 import { readBody } from "./body.ts";
@@ -73,6 +75,11 @@ export interface ServerLimits {
   authTimeoutMs?: number;
   /** Events that may wait for one stream subscriber before it is ended (default 1024). */
   subscriberBufferLimit?: number;
+  /**
+   * Bytes of events (their JSON, UTF-8) that may wait for one stream subscriber before it is
+   * ended with StreamOverflowError (-31002) (default 8 MiB); one event always fits.
+   */
+  subscriberBufferBytes?: number;
   /** Sink calls in flight per stream (default 32). */
   streamWindow?: number;
   /** Lifetime of a ticket from `POST /a2a/auth`, in milliseconds (default 30 000). */
@@ -146,6 +153,11 @@ export interface HandlerOptions {
   verifier: TokenVerifier;
   /** Where tasks live (in memory when absent). */
   store?: TaskStore;
+  /**
+   * Where unused tickets live, when several server processes accept each other's tickets
+   * (`PostgresTaskStore.tickets`); in this process's memory when absent.
+   */
+  tickets?: TicketStore;
   /**
    * The card for authenticated users (`GetExtendedAgentCard`), or a function of the user's id
    * that returns it; the server fills in the interfaces as for the public card.
@@ -374,6 +386,7 @@ export function buildAgentCard(input: AgentCardInput, origin: string): AgentCard
  * ```
  */
 export function createHandler(options: HandlerOptions): A2AHandler {
+  guardCapnwebRejections();
   const limits = options.limits ?? {};
   const maxBytes = limits.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const maxEventBytes = limits.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES;
@@ -399,12 +412,15 @@ export function createHandler(options: HandlerOptions): A2AHandler {
     ...(options.store && { store: options.store }),
     ...(limits.subscriberBufferLimit !== undefined &&
       { subscriberBufferLimit: limits.subscriberBufferLimit }),
+    ...(limits.subscriberBufferBytes !== undefined &&
+      { subscriberBufferBytes: limits.subscriberBufferBytes }),
     ...(limits.maxUnfinishedTasksPerUser !== undefined &&
       { maxUnfinishedTasksPerUser: limits.maxUnfinishedTasksPerUser }),
     ...(limits.maxStreamsPerUser !== undefined && { maxStreamsPerUser: limits.maxStreamsPerUser }),
   });
   const sessions = new SessionManager({
     verifier: options.verifier,
+    ...(options.tickets && { tickets: options.tickets }),
     throttle: new AuthThrottle({
       ...(limits.authFailureBurst !== undefined && { burst: limits.authFailureBurst }),
       ...(limits.authFailuresPerMinute !== undefined &&

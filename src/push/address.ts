@@ -241,11 +241,13 @@ export async function checkDestination(
     try {
       addresses = await options.resolve(host, options.signal);
     } catch (err) {
-      return {
-        ok: false,
-        reason: `host ${host} cannot be resolved: ${(err as Error)?.message ?? String(err)}`,
-        retryable: true,
-      };
+      // The resolver's own text (Deno's names its internal query structures) is not for clients.
+      const why = options.signal.aborted
+        ? "the lookup timed out"
+        : (err as Error)?.name === "NotFound"
+        ? "no such host"
+        : "the lookup failed";
+      return { ok: false, reason: `host ${host} cannot be resolved: ${why}`, retryable: true };
     }
     if (addresses.length === 0) {
       return { ok: false, reason: `host ${host} has no addresses`, retryable: true };

@@ -4,11 +4,13 @@
 import { getLogger } from "@logtape/logtape";
 import {
   InvalidParamsError,
+  QuotaExceededError,
   ServiceUnavailableError,
   TaskNotFoundError,
 } from "../errors/errors.ts";
 import type { PushConfigRecord, StreamEvent, TaskStore } from "../tasks/store.ts";
 import type { TaskManager } from "../tasks/task_manager.ts";
+import { isShared, type PushDelivery, type SharedTaskStore } from "../tasks/shared_store.ts";
 import { isTerminalState } from "../types/core.ts";
 import type {
   ListTaskPushNotificationConfigsResponse,
@@ -48,8 +50,21 @@ export interface PushOptions extends DestinationPolicy {
   maxQueuedEvents?: number;
   /** Push configs per task, webhooks and callbacks together (default 16). */
   maxConfigsPerTask?: number;
+  /**
+   * Push configs one user may have over all tasks, webhooks and callbacks together (default
+   * 1000). Creating one more (replacing a config by its id is not creating one) fails with
+   * QuotaExceededError (-31005); deleting one makes room, and so does the store's eviction of an
+   * ended task with its configs. Webhook configs are counted by the store's `countPushConfigs`;
+   * with a store that lacks it, by this dispatcher, from the configs created since it started.
+   */
+  maxPushConfigsPerUser?: number;
   /** Callback deliveries in flight per config (default 32). */
   callbackWindow?: number;
+  /**
+   * With a store that several processes share: webhook deliveries this process makes at once,
+   * taken from the shared queue (default 8).
+   */
+  sharedDeliveries?: number;
   /** Resolves webhook host names (default: A and AAAA records through `Deno.resolveDns`). */
   resolveHost?: HostResolver;
   /** The fetch used for webhooks (default: the global one). */
@@ -87,6 +102,8 @@ class CallbackEntry {
   inflight = 0;
   ending = false;
   closed = false;
+  /** With a shared store: stops following the task's log. */
+  unwatch: (() => void) | undefined;
 
   constructor(
     readonly owner: string,
@@ -187,7 +204,17 @@ export class PushDispatcher {
   #retryMaxMs: number;
   #maxQueued: number;
   #maxConfigs: number;
+  #maxPerUser: number;
   #window: number;
+  /** Each user's callback configs (those are never stored). */
+  #liveByOwner = new Map<string, number>();
+  /**
+   * Each user's webhook configs by task, as created here since the start: the count when the
+   * store cannot count them (see `#storedCount`).
+   */
+  #storedByOwner = new Map<string, Map<string, number>>();
+  /** Creates in progress, by user: one at a time, so that none slips past a quota. */
+  #creating = new Map<string, Promise<void>>();
   #queues = new Map<string, WebhookQueue>();
   #routes = new Map<string, { owner: string; events: StreamEvent[]; running: boolean }>();
   #callbacks = new Map<string, Map<string, CallbackEntry>>();
@@ -196,6 +223,11 @@ export class PushDispatcher {
   #routing = 0;
   #unsubscribe: (() => void)[];
   #closed = false;
+  /** The store, when other processes share it: webhooks then go through its durable queue. */
+  #shared: SharedTaskStore | undefined;
+  #sharedSlots: number;
+  #sharedRunning = 0;
+  #sharedAgain = false;
 
   /**
    * Creates the dispatcher and attaches it to a task manager.
@@ -218,7 +250,13 @@ export class PushDispatcher {
     this.#retryMaxMs = options.retryMaxMs ?? 60_000;
     this.#maxQueued = Math.max(1, options.maxQueuedEvents ?? 1000);
     this.#maxConfigs = options.maxConfigsPerTask ?? 16;
+    this.#maxPerUser = options.maxPushConfigsPerUser ?? 1000;
     this.#window = Math.max(1, options.callbackWindow ?? 32);
+    this.#sharedSlots = Math.max(1, options.sharedDeliveries ?? 8);
+    if (isShared(this.#store)) {
+      this.#shared = this.#store;
+      this.#shared.onDeliveriesDue(() => this.#pumpShared());
+    }
     this.#unsubscribe = [
       manager.onEvent((owner, event) => this.#onEvent(owner, event)),
       manager.beforeExecute(async (userId, taskId, request) => {
@@ -259,6 +297,7 @@ export class PushDispatcher {
    * live receiver).
    * @throws {InvalidParamsError} When the URL or a header value is not acceptable, or the task
    * has too many configs.
+   * @throws {QuotaExceededError} When the user has `maxPushConfigsPerUser` configs already.
    */
   async create(
     owner: string,
@@ -294,6 +333,19 @@ export class PushDispatcher {
       await this.#checkUrl(url, `${prefix}url`);
     }
 
+    return await this.#oneAtATime(owner, () => this.#put(owner, taskId, input, options, url));
+  }
+
+  /** The part of `create` that counts configs and writes one, one call per user at a time. */
+  async #put(
+    owner: string,
+    taskId: string,
+    input: TaskPushNotificationConfig | CallbackPushConfig,
+    options: CreatePushConfigOptions,
+    url: unknown,
+  ): Promise<TaskPushNotificationConfig> {
+    const prefix = options.fieldPrefix ? `${options.fieldPrefix}.` : "";
+    const receiver = options.receiver;
     const stored = (await this.#store.listPushConfigs(taskId)).filter((r) => r.owner === owner);
     const live = [...this.#callbacks.get(taskId)?.values() ?? []].filter((e) => e.owner === owner);
     const id = input.id !== undefined && input.id !== "" ? input.id : undefined;
@@ -305,6 +357,17 @@ export class PushDispatcher {
       live.filter((e) => e.config.id !== id).length;
     if (others >= this.#maxConfigs) {
       throw invalid(`${prefix}taskId`, `already has the most push configs a task may have`);
+    }
+    const replacesStored = id !== undefined && stored.some((r) => r.config.id === id);
+    const replacesLive = id !== undefined && live.some((e) => e.config.id === id);
+    if (!replacesStored && !replacesLive) {
+      const callbacks = this.#liveByOwner.get(owner) ?? 0;
+      const room = this.#maxPerUser - callbacks;
+      if (room <= 0 || await this.#storedCount(owner, room) >= room) {
+        throw new QuotaExceededError(
+          `Too many push configs: at most ${this.#maxPerUser} per user; delete one first`,
+        );
+      }
     }
     if (this.#closed) throw new ServiceUnavailableError("The server is shutting down");
 
@@ -319,19 +382,74 @@ export class PushDispatcher {
     const replaced = this.#callbacks.get(taskId)?.get(config.id);
     if (replaced) this.#removeCallback(replaced);
     if (receiver) {
-      if (stored.some((r) => r.config.id === config.id)) {
+      if (replacesStored) {
         await this.#store.deletePushConfig(taskId, config.id);
         this.#dropQueue(taskId, config.id);
+        this.#countStored(owner, taskId, -1);
       }
       const entry = new CallbackEntry(owner, config, receiver);
       let forTask = this.#callbacks.get(taskId);
       if (!forTask) this.#callbacks.set(taskId, forTask = new Map());
       forTask.set(config.id, entry);
       this.#byReceiver.set(receiver, entry);
+      this.#liveByOwner.set(owner, (this.#liveByOwner.get(owner) ?? 0) + 1);
+      if (this.#shared) await this.#follow(entry);
     } else {
       await this.#store.putPushConfig({ owner, config });
+      if (!replacesStored) this.#countStored(owner, taskId, 1);
     }
     return config;
+  }
+
+  /** Runs `fn` when no other `create` of the same user is in progress. */
+  async #oneAtATime<T>(owner: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.#creating.get(owner);
+    const { promise, resolve } = Promise.withResolvers<void>();
+    const mine = previous ? previous.then(() => promise) : promise;
+    this.#creating.set(owner, mine);
+    try {
+      await previous;
+      return await fn();
+    } finally {
+      resolve();
+      if (this.#creating.get(owner) === mine) this.#creating.delete(owner);
+    }
+  }
+
+  /**
+   * How many webhook configs a user has: the store's count, or else this dispatcher's. That one
+   * misses the store's eviction of ended tasks with their configs, so when it reaches `room` the
+   * tasks it counts are read again.
+   */
+  async #storedCount(owner: string, room: number): Promise<number> {
+    if (this.#store.countPushConfigs) return await this.#store.countPushConfigs(owner);
+    const tasks = this.#storedByOwner.get(owner);
+    if (!tasks) return 0;
+    let n = 0;
+    for (const c of tasks.values()) n += c;
+    if (n < room) return n;
+    n = 0;
+    for (const taskId of [...tasks.keys()]) {
+      const c = (await this.#store.listPushConfigs(taskId)).filter((r) => r.owner === owner).length;
+      if (c > 0) tasks.set(taskId, c);
+      else tasks.delete(taskId);
+      n += c;
+    }
+    if (tasks.size === 0 && this.#storedByOwner.get(owner) === tasks) {
+      this.#storedByOwner.delete(owner);
+    }
+    return n;
+  }
+
+  /** Keeps this dispatcher's count of a user's webhook configs, for a store that cannot count. */
+  #countStored(owner: string, taskId: string, delta: number): void {
+    if (this.#store.countPushConfigs) return;
+    let tasks = this.#storedByOwner.get(owner);
+    if (!tasks) this.#storedByOwner.set(owner, tasks = new Map());
+    const n = (tasks.get(taskId) ?? 0) + delta;
+    if (n > 0) tasks.set(taskId, n);
+    else tasks.delete(taskId);
+    if (tasks.size === 0) this.#storedByOwner.delete(owner);
   }
 
   /**
@@ -405,7 +523,7 @@ export class PushDispatcher {
       throw new TaskNotFoundError(taskId, `Push notification config not found: ${id}`);
     }
     this.#dropQueue(taskId, id);
-    await this.#store.deletePushConfig(taskId, id);
+    if (await this.#store.deletePushConfig(taskId, id)) this.#countStored(owner, taskId, -1);
   }
 
   /**
@@ -431,6 +549,7 @@ export class PushDispatcher {
       this.#closed = true;
       for (const off of this.#unsubscribe) off();
       for (const q of this.#queues.values()) q.controller.abort();
+      this.#stopShared.abort();
       for (const e of [...this.#byReceiver.values()]) this.#removeCallback(e);
     }
     while (this.#work.size > 0) await Promise.allSettled([...this.#work]);
@@ -466,7 +585,8 @@ export class PushDispatcher {
   }
 
   #onEvent(owner: string, event: StreamEvent): void {
-    if (this.#closed) return;
+    // With a shared store every event, this process's or not, comes from the store instead.
+    if (this.#closed || this.#shared) return;
     const taskId = taskIdOf(event);
     if (taskId === undefined) return;
     for (const entry of [...this.#callbacks.get(taskId)?.values() ?? []]) {
@@ -657,9 +777,98 @@ export class PushDispatcher {
     }
   }
 
+  /**
+   * With a shared store, feeds a callback config from its task's log, wherever the task runs:
+   * the events logged after the config was created.
+   */
+  async #follow(entry: CallbackEntry): Promise<void> {
+    const record = await this.#store.get(entry.config.taskId, {
+      historyLength: 0,
+      artifacts: false,
+    });
+    if (entry.closed || !record) return;
+    entry.unwatch = this.#shared!.watch(
+      entry.config.taskId,
+      record.lastSeq,
+      (events) => {
+        for (const e of events) this.#pushCallback(entry, e);
+      },
+      (err) => {
+        log.debug("Push callback {id} lost its task's log; removing it: {error}", {
+          id: entry.config.id,
+          error: err,
+        });
+        this.#removeCallback(entry);
+      },
+    );
+  }
+
+  #stopShared = new AbortController();
+
+  /** Takes due webhook deliveries from the shared queue, up to `sharedDeliveries` at once. */
+  #pumpShared(): void {
+    if (this.#closed) return;
+    if (this.#sharedRunning >= this.#sharedSlots) {
+      this.#sharedAgain = true;
+      return;
+    }
+    this.#sharedRunning++;
+    this.#track((async () => {
+      try {
+        while (!this.#closed) {
+          this.#sharedAgain = false;
+          const delivery = await this.#shared!.claimDelivery(this.#timeoutMs + 10_000);
+          if (!delivery) break;
+          // More may be due: let another slot look while this one delivers.
+          if (this.#sharedRunning < this.#sharedSlots) this.#pumpShared();
+          await this.#deliverShared(delivery);
+        }
+      } catch (err) {
+        if (!this.#closed) log.error("Shared push queue failed: {error}", { error: err });
+      } finally {
+        this.#sharedRunning--;
+        if (this.#sharedAgain && !this.#closed) this.#pumpShared();
+      }
+    })());
+  }
+
+  /** Makes one attempt at a claimed delivery and records the outcome in the shared queue. */
+  async #deliverShared(delivery: PushDelivery): Promise<void> {
+    const { record, event } = delivery;
+    const result = await attemptDelivery(record.config, event, {
+      policy: this.#policy,
+      resolve: this.#resolve,
+      fetch: this.#fetch,
+      timeoutMs: this.#timeoutMs,
+      signal: this.#stopShared.signal,
+    }).catch((err): AttemptResult => ({ ok: false, retryable: true, reason: String(err) }));
+    if (this.#stopShared.signal.aborted) return; // the claim lapses; another process retries
+    const attempt = delivery.attempts + 1;
+    if (result.ok) return await this.#shared!.settleDelivery(delivery, { done: true });
+    if (!result.retryable || attempt >= this.#maxAttempts) {
+      log.warn(
+        "Gave up push of event {seq} of task {taskId} to config {id} after {attempts} attempts: {reason}",
+        {
+          seq: event.seq,
+          taskId: record.config.taskId,
+          id: record.config.id,
+          attempts: attempt,
+          reason: result.reason,
+        },
+      );
+      return await this.#shared!.settleDelivery(delivery, { done: true });
+    }
+    const retryAt = Date.now() + this.#backoff(attempt, result.retryAfterMs);
+    await this.#shared!.settleDelivery(delivery, { done: false, retryAt });
+  }
+
   #removeCallback(entry: CallbackEntry): void {
     if (entry.closed) return;
     entry.closed = true;
+    entry.unwatch?.();
+    const callbacks = (this.#liveByOwner.get(entry.owner) ?? 1) - 1;
+    if (callbacks > 0) this.#liveByOwner.set(entry.owner, callbacks);
+    else this.#liveByOwner.delete(entry.owner);
     entry.queue.length = 0;
     const forTask = this.#callbacks.get(entry.config.taskId);
     if (forTask?.get(entry.config.id) === entry) {

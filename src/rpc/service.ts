@@ -87,9 +87,7 @@ export interface ServiceContext {
 export function toWireError(err: unknown): Error {
   if (err instanceof A2AError) return err;
   // capnweb's own answer to a call of a method that does not exist.
-  const missing = err instanceof TypeError
-    ? /^'([^']*)' is not a function\.$/.exec(err.message)
-    : null;
+  const missing = err instanceof TypeError ? MISSING_METHOD.exec(err.message) : null;
   if (missing) return new MethodNotFoundError(missing[1]!);
   // Never echo a long message into the log: it may quote what a peer sent.
   const long = err instanceof Error && err.message.length > 500;
@@ -99,17 +97,12 @@ export function toWireError(err: unknown): Error {
   return new InternalError();
 }
 
+/** What capnweb says when the peer calls a method that does not exist. */
+const MISSING_METHOD = /^'([^']*)' is not a function\.$/;
+
 /** What capnweb says when a session ends because its peer closed or went away. */
 const SESSION_ENDED =
   /^(Peer closed WebSocket|WebSocket connection failed|RPC session was shut down|RPC session failed)/;
-
-/**
- * What capnweb says when the peer broke the protocol: a malformed message, an id it never had,
- * a value nested too deep. The peer's fault, so not an error of ours; the text can quote the
- * whole message, and names internal tables, so it is neither sent nor logged in full.
- */
-const PEER_FAULT =
-  /^(bad RPC message|no such (entry on exports table|export ID)|refcount would go negative|Deserializ|unknown special value|unknown map capture|Unknown bytes type|Invalid byte length|Export \d+ is not a pipe)/;
 
 function truncate(text: string, max = 200): string {
   return text.length > max ? `${text.slice(0, max)}… (${text.length} characters)` : text;
@@ -128,7 +121,12 @@ export function redactError(err: Error): Error {
     log.debug("capnweb session ended: {message}", { message: err.message.slice(0, 200) });
     return new InternalError("The session ended");
   }
-  if (!(err instanceof A2AError) && PEER_FAULT.test(err.message)) {
+  if (!(err instanceof A2AError) && !MISSING_METHOD.test(err.message)) {
+    // Every method of ours turns what it throws into an A2A error (`guard`), so anything else
+    // comes from capnweb reading the peer's messages: a malformed frame, an id the session never
+    // had, a path through a value, a value nested too deep. The peer's fault, not an error of
+    // ours; capnweb's text can quote the whole frame and names internal tables, so it is neither
+    // sent nor logged in full.
     log.debug("capnweb protocol error from the peer: {message}", {
       message: truncate(err.message),
     });

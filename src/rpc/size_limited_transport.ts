@@ -70,12 +70,46 @@ export interface SizeLimitOptions {
 }
 
 // The kind of a capnweb message and its id, read from its first characters: `["push",`,
-// `["resolve",-3,`. Peers other than capnweb's own may put spaces between the tokens.
-const HEAD = /^\s*\[\s*"([a-z]+)"\s*(?:,\s*(-?\d+)\s*,)?/;
+// `["resolve",-3,`, with the JSON whitespace a peer other than capnweb's own may put between the
+// tokens (within the first 4 KiB).
+const HEAD =
+  /^[ \t\n\r]*\[[ \t\n\r]*"((?:[^"\\]|\\.){1,64}?)"[ \t\n\r]*(?:,[ \t\n\r]*(-?\d+)[ \t\n\r]*,)?/;
 
-function headOf(text: string): { kind: string | undefined; id: number | undefined } {
-  const m = HEAD.exec(text.slice(0, 48));
-  return { kind: m?.[1], id: m?.[2] === undefined ? undefined : Number(m[2]) };
+interface Head {
+  kind: string | undefined;
+  id: number | undefined;
+}
+
+function headOf(text: string): Head {
+  const m = HEAD.exec(text.length > 4096 ? text.slice(0, 4096) : text);
+  let kind = m?.[1];
+  if (kind?.includes("\\")) {
+    // An escaped kind (`"pu\u0073h"`) is the same kind to capnweb's JSON.parse.
+    try {
+      kind = JSON.parse(`"${kind}"`) as string;
+    } catch {
+      kind = undefined;
+    }
+  }
+  return { kind, id: m?.[2] === undefined ? undefined : Number(m[2]) };
+}
+
+/**
+ * The head of a message written in another form than capnweb's own (spaces, escapes such as
+ * `"pu\u0073h"`): read as capnweb reads it, by parsing the JSON. Only for messages within the size
+ * limit; anything unreadable has no kind (capnweb then aborts the session over it).
+ */
+function parsedHead(text: string): Head {
+  try {
+    const value: unknown = JSON.parse(text);
+    if (!Array.isArray(value) || typeof value[0] !== "string") {
+      return { kind: undefined, id: undefined };
+    }
+    const id = typeof value[1] === "number" && Number.isInteger(value[1]) ? value[1] : undefined;
+    return { kind: value[0], id };
+  } catch {
+    return { kind: undefined, id: undefined };
+  }
 }
 
 /** Messages that take the next id: the sender's next import, the receiver's next export. */
@@ -242,9 +276,13 @@ export class SizeLimitedTransport implements RpcTransport {
   #incoming(raw: string | ArrayBuffer): string {
     // capnweb text frames only; a binary frame is read as UTF-8, as its JSON would be.
     const text = typeof raw === "string" ? raw : new TextDecoder().decode(raw);
-    const { kind, id } = headOf(text);
+    const over = exceedsUtf8(text, this.#maxIn);
+    let { kind, id } = headOf(text);
+    // A message in an unusual form (an escaped kind, say) is read the way capnweb will read it, so
+    // that the ids stay in step; an oversized one in such a form has no kind and ends the session.
+    if (kind === undefined && !over) ({ kind, id } = parsedHead(text));
     const peerId = allocatesId(kind) ? this.#peerNextId++ : id;
-    if (!exceedsUtf8(text, this.#maxIn)) {
+    if (!over) {
       // An oversized message is refused below whatever the session's state; it costs nothing.
       if (this.#preAuth && !this.#preAuth.authenticated()) this.#checkPreAuth(text, kind);
       return this.#track(text, kind, peerId);
@@ -305,13 +343,8 @@ export class SizeLimitedTransport implements RpcTransport {
       broken = `more than ${limits.maxBytes} bytes`;
     } else if (allocatesId(kind) && this.#inFlight.size >= limits.maxCalls) {
       broken = `more than ${limits.maxCalls} calls outstanding`;
-    } else {
-      for (let at = text.indexOf('["export"'); at >= 0; at = text.indexOf('["export"', at + 9)) {
-        if (++this.#preAuthImports > limits.maxImports) {
-          broken = `more than ${limits.maxImports} capabilities`;
-          break;
-        }
-      }
+    } else if ((this.#preAuthImports += countExports(text)) > limits.maxImports) {
+      broken = `more than ${limits.maxImports} capabilities`;
     }
     if (broken === undefined) return;
     const refusal = new InvalidRequestError(`Sent ${broken} before authenticating`);
@@ -319,6 +352,33 @@ export class SizeLimitedTransport implements RpcTransport {
     this.#fatalCode = CLOSE_POLICY_VIOLATION;
     throw refusal;
   }
+}
+
+/**
+ * Counts the capabilities (`["export", id]` expressions) in a message, as capnweb will read them:
+ * parsed, so that no spelling of the JSON hides one. Only used before authentication, where the
+ * bytes a peer may send are few.
+ */
+function countExports(text: string): number {
+  if (!text.includes("export") && !text.includes("\\u")) return 0;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return 0; // capnweb aborts the session over it
+  }
+  let n = 0;
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (Array.isArray(v)) {
+      if (v[0] === "export" && typeof v[1] === "number") n++;
+      for (const item of v) stack.push(item);
+    } else if (v !== null && typeof v === "object") {
+      for (const item of Object.values(v)) stack.push(item);
+    }
+  }
+  return n;
 }
 
 function truncate(text: string, max: number): string {

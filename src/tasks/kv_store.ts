@@ -1,14 +1,28 @@
 // A TaskStore on Deno KV, so that tasks, their event logs and push configs outlive the process.
 // A task is kept in pieces and its log append-only, so that a commit writes what it changed.
 
-import { InternalError } from "../errors/errors.ts";
+import { getLogger } from "@logtape/logtape";
+import { InternalError, TaskNotFoundError } from "../errors/errors.ts";
 import { KvLease, type KvLeaseOptions } from "./kv_lease.ts";
-import type { Artifact, Message, Part, Task, TaskState, TaskStatus } from "../types/core.ts";
 import {
+  type Artifact,
+  type Message,
+  type Part,
+  type Task,
+  type TaskState,
+  type TaskStatus,
+  TERMINAL_STATES,
+} from "../types/core.ts";
+import {
+  contextTakenError,
   decodePageToken,
   encodePageToken,
   isUnfinishedState,
   type PushConfigRecord,
+  RECENTLY_EVICTED,
+  type Retention,
+  retentionOf,
+  type RetentionOptions,
   type StoredMessage,
   type StreamEvent,
   type TaskChange,
@@ -54,6 +68,18 @@ interface Head {
   /** The task's other fields (`metadata`, ...), inline or in a blob; written on creation only. */
   rest?: Record<string, unknown>;
   restRef?: BlobRef;
+  /** When the task reached a terminal state, by the store's clock: its `term` key. */
+  end?: number;
+}
+
+/** What a `term` entry holds: the key part of the task's context. */
+interface TermEntry {
+  c: string | Uint8Array;
+}
+
+/** What an `evict` entry holds: what deleting the rest of an evicted task needs. */
+interface EvictEntry {
+  owner: string;
 }
 
 /** What an artifact key holds: the artifact but its parts, and where its parts are. */
@@ -112,6 +138,12 @@ interface Write {
   size: number;
 }
 
+/** One counter to add to (a negative `n` subtracts: a KvU64 sum wraps around). */
+interface Sum {
+  key: Deno.KvKey;
+  n: number;
+}
+
 const ROOT = "a2a";
 /** Deno KV refuses a value over 64 KiB. */
 const VALUE_BYTES = 65_536;
@@ -144,6 +176,12 @@ const KNOWN_BYTES = 4096;
 const MAX_ISO_MS = 253_402_300_799_999;
 /** The blob scope of event values, which outlive any generation of the task's pieces. */
 const LOG_SCOPE = "log";
+/** How many terminal tasks one eviction round looks at. */
+const EVICT_BATCH = 100;
+/** Eviction's own atomic operations check at most this many keys (Deno Deploy's old limit). */
+const EVICT_CHECKS = 10;
+/** The longest pause between eviction rounds when no task ends, in milliseconds. */
+const EVICT_EVERY_MS = 60_000;
 /** What a read returns when it met a piece that a later commit deleted: read again. */
 const STALE: unique symbol = Symbol("stale");
 type Stale = typeof STALE;
@@ -190,10 +228,45 @@ async function messageKey(owner: string, messageId: string): Promise<Deno.KvKey>
   // A byte string is never equal to a string in a key, so a hash cannot meet a plain id.
   return [ROOT, "message", owner, new Uint8Array(await crypto.subtle.digest("SHA-256", bytes))];
 }
+/** Context ids up to this many bytes are key parts as they are; longer ones by their SHA-256. */
+const CONTEXT_ID_BYTES = 512;
+/** The key part that names a context: a long id (clients choose them) is hashed. */
+async function contextPart(contextId: string): Promise<string | Uint8Array> {
+  const bytes = encoder.encode(contextId);
+  if (bytes.length <= CONTEXT_ID_BYTES) return contextId;
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+}
+const contextKey = (part: string | Uint8Array): Deno.KvKey => [ROOT, "ctx", part];
+const contextCountKey = (part: string | Uint8Array): Deno.KvKey => [ROOT, "ctx_n", part];
+const termPrefix: Deno.KvKey = [ROOT, "term"];
+const termKey = (end: number, id: string): Deno.KvKey => [ROOT, "term", end, id];
+const TERM_COUNT: Deno.KvKey = [ROOT, "term_n"];
+const evictPrefix: Deno.KvKey = [ROOT, "evict"];
+const evictKey = (id: string): Deno.KvKey => [ROOT, "evict", id];
+const pushCountKey = (owner: string): Deno.KvKey => [ROOT, "push_n", owner];
+/** What an evicted task leaves under its id besides the head and the push configs. */
+const PIECES = ["msg", "art", "part", "blob", "event"] as const;
 const unfinishedPrefix: Deno.KvKey = [ROOT, "unfinished"];
 const unfinishedKey = (id: string): Deno.KvKey => [ROOT, "unfinished", id];
 const pushPrefix = (taskId: string): Deno.KvKey => [ROOT, "push", taskId];
 const pushKey = (taskId: string, id: string): Deno.KvKey => [ROOT, "push", taskId, id];
+
+/** Whether two context key parts are the same. */
+function samePart(a: string | Uint8Array, b: string | Uint8Array): boolean {
+  if (typeof a === "string" || typeof b === "string") return a === b;
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** The number a KvU64 counter holds; 0 when absent, or below 0 after a wrap. */
+function counted(entry: Deno.KvEntryMaybe<unknown>): number {
+  const v = entry.value instanceof Deno.KvU64 ? entry.value.value : 0n;
+  return v >= 1n << 63n ? 0 : Number(v);
+}
+
+/** A counter's addend as Deno KV takes it: modulo 2^64, so that a sum subtracts. */
+function u64(n: number): bigint {
+  return BigInt.asUintN(64, BigInt(n));
+}
 
 function encodeJson(value: unknown): Uint8Array {
   return encoder.encode(JSON.stringify(value));
@@ -261,6 +334,7 @@ class Batch {
   readonly checks: Deno.AtomicCheck[] = [];
   readonly sets: Write[] = [];
   readonly deletes: Deno.KvKey[] = [];
+  readonly sums: Sum[] = [];
   bytes = 0;
   keyBytes = 0;
   mutations = 0;
@@ -289,6 +363,12 @@ class Batch {
     this.mutations++;
   }
 
+  sum(s: Sum): void {
+    this.sums.push(s);
+    this.#count(s.key, 8);
+    this.mutations++;
+  }
+
   /** Whether the operation stays within every limit. */
   ok(): boolean {
     return this.mutations <= OP_MUTATIONS && this.checks.length <= OP_CHECKS &&
@@ -300,6 +380,7 @@ class Batch {
     for (const c of this.checks) op.check(c);
     for (const w of this.sets) op.set(w.key, w.value);
     for (const key of this.deletes) op.delete(key);
+    for (const s of this.sums) op.sum(s.key, u64(s.n));
     return op.commit();
   }
 
@@ -321,6 +402,11 @@ class Plan {
   /** Blob chunks: always written before the final operation, which makes them reachable. */
   readonly chunks: Write[] = [];
   readonly deletes: Deno.KvKey[] = [];
+  /** Checks and counters of the indexes: in the final operation. */
+  readonly checks: Deno.AtomicCheck[] = [];
+  readonly sums: Sum[] = [];
+  /** Whether this commit ends the task: an eviction round follows it. */
+  ends = false;
   /** What this commit makes unreachable, deleted after it. */
   readonly garbage: Drop[] = [];
   /** Where this commit stages writes, deleted when it does not happen. */
@@ -361,9 +447,17 @@ class Plan {
 
 /** Options of {@linkcode KvTaskStore.open}. */
 export interface KvTaskStoreOptions {
-  /** The lease that keeps a data file to one process (file databases only). */
+  /** The lease that keeps a data file to one process (file databases only; `open` takes it). */
   lease?: KvLeaseOptions;
+  /**
+   * Eviction of ended tasks, as in the in-memory store: at most `maxTerminalTasks` (10 000) tasks
+   * in a terminal state are kept, each for at most `terminalTtlMs` (24 hours) after it ended, with
+   * everything stored for them; tasks that have not ended are never evicted.
+   */
+  retention?: RetentionOptions;
 }
+
+const log = getLogger(["a2a-capnweb", "kv"]);
 
 /**
  * A {@linkcode TaskStore} on Deno KV: tasks, their event logs and push configs survive a restart.
@@ -391,7 +485,14 @@ export interface KvTaskStoreOptions {
  * - `["a2a", "message", owner, messageId]`: where each user message is in its task's history,
  *   for `findMessage` (an id over 512 bytes by its SHA-256).
  * - `["a2a", "unfinished", taskId]`: tasks in SUBMITTED or WORKING, for recovery at start.
- * - `["a2a", "push", taskId, configId]`: push notification configs.
+ * - `["a2a", "push", taskId, configId]`: push notification configs; `["a2a", "push_n", owner]`
+ *   counts each user's (a KvU64, for `countPushConfigs`).
+ * - `["a2a", "ctx", contextId]`: the owner of a context (a long id by its SHA-256), claimed by
+ *   the commit that creates its first task, and `["a2a", "ctx_n", contextId]`, how many kept tasks
+ *   it has (a KvU64): evicting the last one forgets the context.
+ * - `["a2a", "term", endedAtMs, taskId]`: the tasks in a terminal state, oldest first, written by
+ *   the commit that ends a task, naming its context; `["a2a", "term_n"]` counts them (a KvU64).
+ * - `["a2a", "evict", taskId]`: an eviction under way (its head is gone, its pieces not yet).
  *
  * Large values and atomicity. No value, event or commit has a size limit of its own: a value
  * larger than 64 KiB goes to a blob, written in preliminary atomic operations (each under Deno KV's
@@ -413,6 +514,18 @@ export interface KvTaskStoreOptions {
  * data stays unreachable and the entry stays. `unfinished()` (called by `TaskManager.recover()` at
  * start) sweeps every entry this store is not working on: run it when no other process is
  * committing to the database (a commit whose staging it sweeps starts over).
+ *
+ * Retention. Ended tasks are evicted beyond `retention.maxTerminalTasks` and after
+ * `retention.terminalTtlMs`, oldest first, by rounds that run after each commit that ends a task
+ * and on a timer (cleared by `close()`), never in the commit itself; a round reads the count and
+ * the oldest `term` entries, not the whole store. An eviction first deletes, in one atomic
+ * operation checked against the head's versionstamp (so it never races a commit), the head, the
+ * listing entry and the `term` entry, and writes an `evict` entry; readers then find no task.
+ * Then it deletes the message index entries, push configs, history, artifacts, blobs and event
+ * log in bounded operations, and last the `evict` entry. A round finishes what an `evict` entry
+ * says was left half done (the process died), so nothing stays behind. `evict()` runs a round at
+ * once. A database written before retention existed has no `term` entries for its ended tasks,
+ * nor context owners for its contexts: they are written as such tasks are committed again.
  *
  * Limits that remain: a key (task id, owner, timestamp) of at most 2 KiB, and a head (owner,
  * context id, timestamp) of at most 64 KiB; beyond them `commit` throws an
@@ -454,6 +567,25 @@ export class KvTaskStore implements TaskStore, Disposable, AsyncDisposable {
   #busy = new Set<string>();
   /** The heads this store wrote last, least recently written first. */
   #known = new Map<string, Known>();
+  #retention: Retention;
+  /** Eviction rounds, one after another; a round is queued when one is asked and none waits. */
+  #rounds: Promise<unknown> = Promise.resolve();
+  #queued = false;
+  /** Set by `release()`: rounds stop between tasks. */
+  #stopping = false;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  /** The ids of the tasks this store evicted last, oldest first. */
+  #evicted = new Set<string>();
+  /**
+   * What the last round saw (the terminal count, the oldest end, and how many tasks this store
+   * had ended by then), so that a commit that ends a task asks for a round only when one can
+   * have work. The timer's rounds read the database whatever the hint says.
+   */
+  #hint: { count: number; oldest: number; ended: number } | undefined;
+  /** How many commits of this store ended a task. */
+  #ended = 0;
+  /** Whether the next round looks for evictions left half done (the first, and the timer's). */
+  #leftovers = true;
 
   /**
    * Opens a Deno KV database and makes a store on it.
@@ -470,19 +602,20 @@ export class KvTaskStore implements TaskStore, Disposable, AsyncDisposable {
    *
    * @param path The database file, `":memory:"` for a store that lives as long as the process
    * (no lease), or undefined for Deno's default database of the script.
-   * @param options The lease settings.
+   * @param options The lease settings and the retention of ended tasks.
    * @returns The store; `release()` (or `close()`) closes the database.
    * @throws {TypeError} When Deno KV is not enabled (`--unstable-kv`).
    * @throws {Error} When another live process holds the file:
    * `Cannot open PATH: it is in use by process PID on HOST (its lease runs until ...)`.
-   * @throws {RangeError} When the lease options are out of range.
+   * @throws {RangeError} When the lease or retention options are out of range.
    */
   static async open(path?: string, options: KvTaskStoreOptions = {}): Promise<KvTaskStore> {
     if (typeof Deno.openKv !== "function") {
       throw new TypeError("Cannot open Deno KV: run with --unstable-kv");
     }
+    retentionOf(options.retention);
     const kv = await Deno.openKv(path);
-    if (path === ":memory:") return new KvTaskStore(kv);
+    if (path === ":memory:") return new KvTaskStore(kv, options);
     let lease: KvLease;
     try {
       lease = await KvLease.acquire(kv, path ?? "the default Deno KV database", options.lease);
@@ -490,18 +623,25 @@ export class KvTaskStore implements TaskStore, Disposable, AsyncDisposable {
       kv.close();
       throw err;
     }
-    const store = new KvTaskStore(kv);
+    const store = new KvTaskStore(kv, options);
     store.#lease = lease;
+    // Ended tasks of an earlier run may be past their time: a round looks at once.
+    store.#startTimer();
+    store.#schedule();
     return store;
   }
 
   /**
-   * Makes a store on an open database. The store owns it from now on: `close()` closes it.
+   * Makes a store on an open database. The store owns it from now on: `close()` closes it. Its
+   * eviction timer starts with its first commit (or `unfinished()`).
    *
    * @param kv The database.
+   * @param options The retention of ended tasks (`lease` is for `open` only).
+   * @throws {RangeError} When a retention limit is negative or not a number.
    */
-  constructor(kv: Deno.Kv) {
+  constructor(kv: Deno.Kv, options: KvTaskStoreOptions = {}) {
     this.#kv = kv;
+    this.#retention = retentionOf(options.retention);
   }
 
   #lease: KvLease | undefined;
@@ -520,23 +660,40 @@ export class KvTaskStore implements TaskStore, Disposable, AsyncDisposable {
 
   /**
    * Saves a task's change and appends its event: blobs first, then one atomic operation that
-   * makes the head, the event and the new pieces visible together.
+   * makes the head, the event and the new pieces visible together. A commit that creates a task
+   * in a context another user owns fails with an `InvalidParamsError`, changing nothing; one
+   * that ends a task is followed by an eviction round, which it does not wait for.
    */
   async commit(record: TaskRecord, change: TaskChange): Promise<void> {
     this.#lease?.check();
+    this.#startTimer();
     const id = record.task.id;
     const event = change.event;
+    // A commit on a task that is gone does not bring back part of it; creating it again may.
+    const evicted = () => new InternalError(`Cannot store task ${id}: it was evicted`);
+    if (!change.created && this.#evicted.has(id)) throw evicted();
     // What this store wrote last saves reading it again; the final check on the head's
     // versionstamp catches a cache that another writer made stale, and then it is read.
     let known = this.#known.get(id);
+    let seen = known !== undefined;
     for (let attempt = 0; attempt < COMMIT_ATTEMPTS; attempt++) {
       let versionstamp: string | null;
       let old: Head | undefined;
+      let held: Deno.KvEntryMaybe<string> | undefined;
       if (known) ({ versionstamp, head: old } = known);
       else {
-        const entry = await this.#kv.get<Uint8Array>(headKey(id));
+        // A created task claims its context: its owner is read with the head, in one round trip.
+        const context = contextKey(await contextPart(record.task.contextId));
+        const [entry, evicting, owner] = await this.#kv.getMany<[Uint8Array, EvictEntry, string]>(
+          [headKey(id), evictKey(id), context],
+        );
+        // An eviction under way deletes everything under the id, whatever this writes.
+        if (evicting.versionstamp !== null) throw evicted();
         versionstamp = entry.versionstamp;
         old = entry.value ? decodeJson<Head>(entry.value) : undefined;
+        held = owner;
+        if (old) seen = true;
+        else if (seen && !change.created) throw evicted();
       }
       // A cached lastSeq can only be behind the stored one, so both refusals hold for both.
       if (event && old && event.seq <= old.lastSeq) throw loggedError(id, event.seq);
@@ -548,13 +705,15 @@ export class KvTaskStore implements TaskStore, Disposable, AsyncDisposable {
         );
       }
       const plan = new Plan(id, newStageId());
-      const head = await this.#plan(plan, record, change, old, known);
+      const head = await this.#plan(plan, record, change, old, known, held);
       this.#busy.add(plan.stage);
       try {
         const written = await this.#write(plan, head, versionstamp, event);
         if (written !== undefined) {
           this.#remember(id, written, head, plan, known);
+          this.#evicted.delete(id);
           if (plan.garbage.length > 0) await this.#dropQuietly(plan.stage, id, plan.garbage);
+          if (plan.ends) this.#ending(head.end!);
           return;
         }
       } catch (err) {
@@ -665,10 +824,36 @@ export class KvTaskStore implements TaskStore, Disposable, AsyncDisposable {
     };
   }
 
-  /** Creates or replaces a push config. */
+  /**
+   * Creates or replaces a push config, and counts a new one for its owner in the same atomic
+   * operation. A config of a task this store is evicting, or has just evicted, is refused with
+   * `TaskNotFoundError`: nothing would delete it.
+   */
   async putPushConfig(record: PushConfigRecord): Promise<void> {
     this.#lease?.check();
-    await this.#kv.set(pushKey(record.config.taskId, record.config.id), record);
+    const { taskId, id } = record.config;
+    const key = pushKey(taskId, id);
+    let seen = false;
+    for (let attempt = 0; attempt < COMMIT_ATTEMPTS; attempt++) {
+      const [head, existing, evicting] = await this.#kv.getMany<
+        [Uint8Array, PushConfigRecord, EvictEntry]
+      >([headKey(taskId), key, evictKey(taskId)]);
+      if (head.versionstamp !== null) seen = true;
+      // A config may come before its task's first commit, so only a task known gone is refused.
+      const gone = evicting.versionstamp !== null ||
+        (head.versionstamp === null && (seen || this.#evicted.has(taskId)));
+      if (gone) throw new TaskNotFoundError(taskId);
+      // The eviction writes its `evict` entry before it lists the configs it deletes: a config
+      // written before that entry is deleted with the task, and none is written after it.
+      const op = this.#kv.atomic().check(existing).check(evicting).set(key, record);
+      const before = existing.value?.owner;
+      if (before !== record.owner) {
+        op.sum(pushCountKey(record.owner), u64(1));
+        if (before !== undefined) op.sum(pushCountKey(before), u64(-1));
+      }
+      if ((await op.commit()).ok) return;
+    }
+    throw new InternalError(`Cannot store push config ${id} of task ${taskId}: it kept changing`);
   }
 
   /** Reads a push config. */
@@ -685,14 +870,32 @@ export class KvTaskStore implements TaskStore, Disposable, AsyncDisposable {
     return out;
   }
 
-  /** Deletes a push config. */
+  /**
+   * Deletes a push config and counts it off its owner, in one atomic operation checked against
+   * the config, so that a delete racing another (or an eviction) counts it off once.
+   */
   async deletePushConfig(taskId: string, id: string): Promise<boolean> {
     this.#lease?.check();
     const key = pushKey(taskId, id);
-    const existing = await this.#kv.get(key);
-    if (existing.versionstamp === null) return false;
-    const result = await this.#kv.atomic().check(existing).delete(key).commit();
+    const existing = await this.#kv.get<PushConfigRecord>(key);
+    if (existing.value === null) return false;
+    const result = await this.#kv.atomic()
+      .check(existing)
+      .delete(key)
+      .sum(pushCountKey(existing.value.owner), u64(-1))
+      .commit();
     return result.ok;
+  }
+
+  /** Counts a user's push configs: one read of their counter. */
+  async countPushConfigs(owner: string): Promise<number> {
+    return counted(await this.#kv.get(pushCountKey(owner)));
+  }
+
+  /** Tells who owns a context: one read of its `ctx` key. */
+  async contextOwner(contextId: string): Promise<string | undefined> {
+    return (await this.#kv.get<string>(contextKey(await contextPart(contextId)))).value ??
+      undefined;
   }
 
   /**
@@ -702,6 +905,8 @@ export class KvTaskStore implements TaskStore, Disposable, AsyncDisposable {
    */
   async unfinished(): Promise<TaskRecord[]> {
     this.#lease?.check();
+    this.#startTimer();
+    this.#schedule();
     await this.#sweep();
     const ids: string[] = [];
     for await (const row of this.#kv.list({ prefix: unfinishedPrefix })) {
@@ -714,20 +919,30 @@ export class KvTaskStore implements TaskStore, Disposable, AsyncDisposable {
     return out;
   }
 
-  /** Closes the database; calling it again does nothing. */
+  /**
+   * Closes the database and stops the eviction timer; calling it again does nothing. An eviction
+   * round under way stops where it is, and the next store on the database finishes it.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#timer);
+    this.#timer = undefined;
     this.#lease?.drop();
     this.#kv.close();
   }
 
   /**
-   * Gives up the file's lease, so that the next process opens it at once, then closes the
-   * database. Prefer it to `close()` when the process goes on or another will start.
+   * Lets an eviction round under way finish the task it is on, gives up the file's lease, so
+   * that the next process opens it at once, then closes the database. Prefer it to `close()`
+   * when the process goes on or another will start.
    */
   async release(): Promise<void> {
     if (this.#closed) return;
+    this.#stopping = true;
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.#rounds;
     await this.#lease?.release().catch(() => {});
     this.#lease = undefined;
     this.close();
@@ -774,6 +989,7 @@ export class KvTaskStore implements TaskStore, Disposable, AsyncDisposable {
     change: TaskChange,
     old: Head | undefined,
     known: Known | undefined,
+    held: Deno.KvEntryMaybe<string> | undefined,
   ): Promise<Head> {
     const task = record.task;
     const id = task.id;
@@ -889,6 +1105,22 @@ export class KvTaskStore implements TaskStore, Disposable, AsyncDisposable {
     } else if (old.state !== head.state || old.contextId !== head.contextId) {
       plan.fixed.push(ownerEntry);
     }
+    await this.#planContext(plan, record, change, old, held);
+    // The terminal index: a task is dated when it first ends, and undated if it comes back.
+    const terminal = TERMINAL_STATES.has(head.state);
+    const dated = old !== undefined && TERMINAL_STATES.has(old.state) && old.end !== undefined;
+    if (terminal && dated) head.end = old.end!;
+    else if (terminal) {
+      head.end = this.#retention.now();
+      // The entry names the context, so that the eviction reads its count with the head.
+      const mark: TermEntry = { c: await contextPart(task.contextId) };
+      plan.fixed.push({ key: termKey(head.end, id), value: mark, size: valueSize(mark) });
+      plan.sums.push({ key: TERM_COUNT, n: 1 });
+      plan.ends = true;
+    } else if (dated) {
+      plan.deletes.push(termKey(old.end!, id));
+      plan.sums.push({ key: TERM_COUNT, n: -1 });
+    }
     const unfinished = isUnfinishedState(head.state);
     const wasUnfinished = old !== undefined && isUnfinishedState(old.state);
     if (unfinished && (!wasUnfinished || old.owner !== record.owner)) {
@@ -901,6 +1133,49 @@ export class KvTaskStore implements TaskStore, Disposable, AsyncDisposable {
       plan.deletes.push(unfinishedKey(id));
     }
     return head;
+  }
+
+  /**
+   * Plans the context index: a task that joins a context (is created, or moves) claims it when it
+   * has no owner, and checks that it still has the same one when it has; a task that leaves one
+   * counts down, forgetting it with its last task.
+   *
+   * @param prefetched The context's owner entry, when it was read with the head.
+   */
+  async #planContext(
+    plan: Plan,
+    record: TaskRecord,
+    change: TaskChange,
+    old: Head | undefined,
+    prefetched: Deno.KvEntryMaybe<string> | undefined,
+  ): Promise<void> {
+    const contextId = record.task.contextId;
+    const joins = old === undefined || old.contextId !== contextId;
+    if (!joins && !change.created) return;
+    const part = await contextPart(contextId);
+    const held = prefetched ?? await this.#kv.get<string>(contextKey(part));
+    if (held.value !== null && held.value !== record.owner) throw contextTakenError();
+    // Absent: the claim fails if another commit claims it first. Present: it fails if the
+    // context is forgotten (its last task evicted) meanwhile, and the retry claims it again.
+    plan.checks.push({ key: contextKey(part), versionstamp: held.versionstamp });
+    if (held.value === null) {
+      plan.fixed.push({
+        key: contextKey(part),
+        value: record.owner,
+        size: valueSize(record.owner),
+      });
+    }
+    if (!joins) return;
+    plan.sums.push({ key: contextCountKey(part), n: 1 });
+    if (old) {
+      const from = await contextPart(old.contextId);
+      const count = await this.#kv.get(contextCountKey(from));
+      if (counted(count) > 1) plan.sums.push({ key: contextCountKey(from), n: -1 });
+      else {
+        plan.checks.push(count);
+        plan.deletes.push(contextKey(from), contextCountKey(from));
+      }
+    }
   }
 
   async #messageWrite(owner: string, message: Message, at: MessageEntry): Promise<Write> {
@@ -1051,10 +1326,12 @@ export class KvTaskStore implements TaskStore, Disposable, AsyncDisposable {
       b.check(headKey(id), headVersionstamp);
       if (event) b.check([...eventPrefix(id), event.seq], null);
       if (gcVersionstamp !== undefined) b.check(gc, gcVersionstamp);
+      for (const c of plan.checks) b.check(c.key, c.versionstamp);
       b.set(headWrite);
       for (const w of plan.fixed) b.set(w);
       if (withMovable) { for (const w of plan.movable) b.set(w); }
       for (const key of plan.deletes) b.delete(key);
+      for (const sum of plan.sums) b.sum(sum);
       if (plan.garbage.length > 0) {
         const value = encodeJson({ at: Date.now(), drop: plan.garbage } satisfies GcEntry);
         b.set({ key: gc, value, size: value.length });
@@ -1187,6 +1464,282 @@ export class KvTaskStore implements TaskStore, Disposable, AsyncDisposable {
       swept++;
     }
     return swept;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Eviction
+
+  /**
+   * Runs an eviction round now, after the one under way: finishes the evictions a dead process
+   * left half done, then evicts the ended tasks beyond `retention.maxTerminalTasks` and past
+   * `retention.terminalTtlMs`, oldest first. The store runs rounds by itself, after commits that
+   * end tasks and on a timer; this is for tests and tools that want one to have happened.
+   *
+   * @returns How many tasks this round evicted.
+   */
+  evict(): Promise<number> {
+    this.#leftovers = true;
+    return this.#queue();
+  }
+
+  #queue(): Promise<number> {
+    const round = this.#rounds.then(() => {
+      this.#queued = false;
+      return this.#round();
+    });
+    this.#rounds = round.catch(() => {});
+    return round;
+  }
+
+  /** After a commit that ended a task at `end`: a round, when the hint says one can have work. */
+  #ending(end: number): void {
+    this.#ended++;
+    const hint = this.#hint;
+    if (hint) {
+      hint.oldest = Math.min(hint.oldest, end);
+      const { maxTerminalTasks, terminalTtlMs, now } = this.#retention;
+      const count = hint.count + this.#ended - hint.ended;
+      if (count <= maxTerminalTasks && hint.oldest > now() - terminalTtlMs) return;
+    }
+    this.#schedule();
+  }
+
+  /** Queues a round unless one is waiting to start (it will see what was committed by then). */
+  #schedule(): void {
+    if (this.#queued || this.#closed || this.#stopping) return;
+    const { maxTerminalTasks, terminalTtlMs } = this.#retention;
+    if (maxTerminalTasks === Infinity && terminalTtlMs === Infinity) return;
+    this.#queued = true;
+    this.#queue().catch((err) => {
+      if (!this.#closed) log.warn("Cannot evict ended tasks: {error}", { error: err });
+    });
+  }
+
+  /** Starts the timer that runs rounds while no task ends (an unref'd one, cleared on close). */
+  #startTimer(): void {
+    if (this.#timer !== undefined || this.#closed || this.#stopping) return;
+    const { maxTerminalTasks, terminalTtlMs } = this.#retention;
+    if (maxTerminalTasks === Infinity && terminalTtlMs === Infinity) return;
+    const every = Math.min(EVICT_EVERY_MS, Math.max(10, terminalTtlMs / 2));
+    this.#timer = setInterval(() => {
+      this.#leftovers = true;
+      this.#schedule();
+    }, every);
+    Deno.unrefTimer(this.#timer);
+  }
+
+  /** One round: leftovers first, then the oldest terminal tasks while any is due. */
+  async #round(): Promise<number> {
+    // A store whose lease was lost or lapsed writes nothing more (commits say why); nor does a
+    // closing one.
+    const stopped = () => {
+      if (this.#closed || this.#stopping) return true;
+      try {
+        this.#lease?.check();
+        return false;
+      } catch {
+        return true;
+      }
+    };
+    if (stopped()) return 0;
+    if (this.#leftovers) {
+      this.#leftovers = false;
+      const rows: Deno.KvEntry<EvictEntry>[] = [];
+      for await (const row of this.#kv.list<EvictEntry>({ prefix: evictPrefix })) rows.push(row);
+      for (const row of rows) {
+        if (stopped()) return 0;
+        await this.#finishEviction(row.key[2] as string, row.value.owner);
+      }
+    }
+    let evicted = 0;
+    for (;;) {
+      if (stopped()) return evicted;
+      const { maxTerminalTasks, terminalTtlMs, now } = this.#retention;
+      const expired = now() - terminalTtlMs;
+      // The count and the oldest entries: a round costs the same in a store of any size.
+      const ended = this.#ended;
+      const count = counted(await this.#kv.get(TERM_COUNT));
+      const over = count - maxTerminalTasks;
+      const due: Array<{ end: number; id: string; mark: TermEntry }> = [];
+      let next = Infinity;
+      const rows = this.#kv.list<TermEntry>({ prefix: termPrefix }, { limit: EVICT_BATCH });
+      for await (const row of rows) {
+        const end = row.key[2] as number;
+        if (due.length >= over && end > expired) {
+          next = end;
+          break;
+        }
+        due.push({ end, id: row.key[3] as string, mark: row.value });
+      }
+      let removed = 0;
+      for (const { end, id, mark } of due) {
+        if (stopped()) return evicted;
+        const result = await this.#evictOne(end, id, mark);
+        if (result === "evicted") evicted++;
+        if (result !== "kept") removed++;
+      }
+      // A short list was all that was due: what is left is known without reading it again.
+      if (due.length < EVICT_BATCH && removed === due.length) {
+        this.#hint = { count: count - removed, oldest: next, ended };
+        return evicted;
+      }
+      if (removed === 0) return evicted;
+    }
+  }
+
+  /**
+   * Evicts one task named by a `term` entry. The first operation, checked against the head and
+   * the entry, makes the task unreadable (head, listing entry, `term` entry, counts) and records
+   * the eviction; a commit that came between makes it fail, and the task is looked at again.
+   *
+   * @returns "evicted"; "dropped" when the entry was gone or named no terminal task (it is then
+   * deleted alone); "kept" when the task kept changing.
+   */
+  async #evictOne(
+    end: number,
+    id: string,
+    listed: TermEntry,
+  ): Promise<"evicted" | "dropped" | "kept"> {
+    const term = termKey(end, id);
+    for (let attempt = 0; attempt < COMMIT_ATTEMPTS; attempt++) {
+      const [entry, mark, listedCount] = await this.#kv.getMany<[Uint8Array, unknown, unknown]>([
+        headKey(id),
+        term,
+        contextCountKey(listed.c),
+      ]);
+      if (mark.versionstamp === null) return "dropped";
+      const head = entry.value ? decodeJson<Head>(entry.value) : undefined;
+      const b = new Batch();
+      b.check(entry.key, entry.versionstamp);
+      b.check(term, mark.versionstamp);
+      b.delete(term);
+      b.sum({ key: TERM_COUNT, n: -1 });
+      if (!head || head.end !== end || !TERMINAL_STATES.has(head.state)) {
+        if ((await b.commit(this.#kv)).ok) return "dropped";
+        continue;
+      }
+      const part = await contextPart(head.contextId);
+      // The context the entry named is the task's unless a commit moved the task since.
+      const count = samePart(part, listed.c)
+        ? listedCount
+        : await this.#kv.get(contextCountKey(part));
+      b.delete(headKey(id));
+      b.delete(ownerKey(head.owner, head.timestamp, id));
+      b.delete(unfinishedKey(id));
+      if (counted(count) > 1) b.sum({ key: contextCountKey(part), n: -1 });
+      else {
+        // The context's last task: forgotten, unless a task joins it meanwhile (then this fails).
+        b.check(count.key, count.versionstamp);
+        b.delete(contextKey(part));
+        b.delete(contextCountKey(part));
+      }
+      const mine: EvictEntry = { owner: head.owner };
+      b.set({ key: evictKey(id), value: mine, size: valueSize(mine) });
+      if (!(await b.commit(this.#kv)).ok) continue;
+      this.#known.delete(id);
+      this.#evicted.add(id);
+      if (this.#evicted.size > RECENTLY_EVICTED) {
+        this.#evicted.delete(this.#evicted.values().next().value!);
+      }
+      await this.#finishEviction(id, head.owner);
+      return "evicted";
+    }
+    return "kept";
+  }
+
+  /**
+   * Deletes what an evicted task left once its head is gone: its message index entries (found
+   * from the history, and deleted with the history slots they point into), its push configs with
+   * their counts, every other piece under its id, and last its `evict` entry. All of a small task
+   * goes in one operation; a large one in as many as Deno KV's limits ask. Each operation checks
+   * the entries it deletes, so one that meets a concurrent change fails and the whole runs again
+   * (what was deleted stays deleted: every step can be run again).
+   */
+  async #finishEviction(id: string, owner: string): Promise<void> {
+    for (let attempt = 0; attempt < COMMIT_ATTEMPTS; attempt++) {
+      if (await this.#finishOnce(id, owner)) return;
+    }
+    throw new InternalError(`Cannot evict task ${id}: its index entries kept changing`);
+  }
+
+  /** One attempt of {@linkcode KvTaskStore.#finishEviction}; false when an operation failed. */
+  async #finishOnce(id: string, owner: string): Promise<boolean> {
+    let batch = new Batch();
+    const flush = async (): Promise<boolean> => {
+      const ok = batch.mutations === 0 || (await batch.commit(this.#kv)).ok;
+      batch = new Batch();
+      return ok;
+    };
+    /** Makes room for `keys` deleted under `checks` checks; false when a flush failed. */
+    const room = async (keys: Deno.KvKey[], checks: number): Promise<boolean> => {
+      let bytes = 0;
+      for (const key of keys) bytes += keySize(key);
+      const fits = batch.mutations + keys.length <= OP_MUTATIONS &&
+        batch.checks.length + checks <= EVICT_CHECKS &&
+        batch.keyBytes + 2 * bytes <= OP_KEY_BYTES && batch.bytes + 2 * bytes <= OP_BYTES;
+      return fits || await flush();
+    };
+
+    // History slots, with the message index entries of their user messages.
+    let slots: Deno.KvKey[] = [];
+    let messages: Deno.KvKey[] = [];
+    /** Deletes the entries of the slots read so far, then the slots: never a slot first. */
+    const group = async (): Promise<boolean> => {
+      for (let i = 0; i < messages.length; i += GET_MANY_KEYS) {
+        const chunk = messages.slice(i, i + GET_MANY_KEYS);
+        const mine = (await this.#kv.getMany<Uint8Array[]>(chunk)).filter((e) =>
+          e.value !== null && decodeJson<MessageEntry>(e.value).t === id
+        );
+        if (!await room(mine.map((e) => e.key), mine.length)) return false;
+        for (const e of mine) {
+          batch.check(e.key, e.versionstamp);
+          batch.delete(e.key);
+        }
+      }
+      if (!await room(slots, 0)) return false;
+      for (const key of slots) batch.delete(key);
+      slots = [];
+      messages = [];
+      return true;
+    };
+    const rows = this.#kv.list<Uint8Array>({ prefix: [ROOT, "msg", id] }, { batchSize: 500 });
+    for await (const row of rows) {
+      const slot = await this.#slot<Message[]>(row.value);
+      for (const m of slot === STALE ? [] : slot) {
+        if (m.role === "ROLE_USER") messages.push(await messageKey(owner, m.messageId));
+      }
+      slots.push(row.key);
+      if ((messages.length >= GET_MANY_KEYS || slots.length >= 100) && !await group()) {
+        return false;
+      }
+    }
+    if (!await group()) return false;
+
+    // Push configs, each counted off its owner once: the check fails a delete that raced it.
+    const configs = this.#kv.list<PushConfigRecord>({ prefix: pushPrefix(id) }, { batchSize: 100 });
+    for await (const row of configs) {
+      if (!await room([row.key, pushCountKey(row.value.owner)], 1)) return false;
+      batch.check(row.key, row.versionstamp);
+      batch.delete(row.key);
+      batch.sum({ key: pushCountKey(row.value.owner), n: -1 });
+    }
+
+    // Everything else under the id, and what a commit of the task left for the sweep (unless a
+    // commit of this store is staging it).
+    for (const kind of PIECES) {
+      for await (const row of this.#kv.list({ prefix: [ROOT, kind, id] }, { batchSize: 500 })) {
+        if (!await room([row.key], 0)) return false;
+        batch.delete(row.key);
+      }
+    }
+    for await (const row of this.#kv.list({ prefix: [ROOT, "gc", id] })) {
+      if (this.#busy.has(row.key[3] as string)) continue;
+      if (!await room([row.key], 0)) return false;
+      batch.delete(row.key);
+    }
+    if (!await room([evictKey(id)], 0)) return false;
+    batch.delete(evictKey(id));
+    return await flush();
   }
 
   // -------------------------------------------------------------------------------------------

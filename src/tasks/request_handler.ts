@@ -61,8 +61,11 @@ export function dropNulls(value: unknown): unknown {
   }
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
-    if (v === null) continue;
-    out[k] = JSON_FIELDS.has(k) ? v : dropNulls(v);
+    // ProtoJSON: null is a field's default, except in a `google.protobuf.Value` field (a data
+    // part's `data`), where it is the JSON null. A JSON field's contents are data, kept as sent.
+    if (v === null) {
+      if (k === "data") out[k] = v;
+    } else out[k] = JSON_FIELDS.has(k) ? v : dropNulls(v);
   }
   return out;
 }

@@ -1,7 +1,7 @@
 // Where tasks, their event logs and their push configs live: the TaskStore interface that a
 // persistent backend implements, and the in-memory store used by default.
 
-import { InternalError } from "../errors/errors.ts";
+import { InternalError, InvalidParamsError, TaskNotFoundError } from "../errors/errors.ts";
 import { ListingIndex, type ListingKey } from "./listing_index.ts";
 import {
   INTERRUPTED_STATES,
@@ -126,14 +126,33 @@ export interface TaskStore {
   events(taskId: string, afterSeq: number): Promise<StreamEvent[]>;
   /** Lists one user's tasks, most recently updated first. */
   list(owner: string, query: TaskQuery): Promise<TaskPage>;
-  /** Creates or replaces a push config. */
+  /**
+   * Creates or replaces a push config. A config may come before its task's first commit; a store
+   * that has just evicted the task refuses it with a `TaskNotFoundError` rather than keep a config
+   * nothing will ever delete.
+   */
   putPushConfig(record: PushConfigRecord): Promise<void>;
   /** Reads a push config. */
   getPushConfig(taskId: string, id: string): Promise<PushConfigRecord | undefined>;
   /** Lists a task's push configs. */
   listPushConfigs(taskId: string): Promise<PushConfigRecord[]>;
-  /** Deletes a push config; true when it existed. */
+  /** Deletes a push config; true when it existed (false once its task was evicted with it). */
   deletePushConfig(taskId: string, id: string): Promise<boolean>;
+  /**
+   * Counts one user's push configs over every task the store keeps, in O(1) or O(log n): what a
+   * per-user quota checks before it creates one. A replaced config counts once; the configs of an
+   * evicted task stop counting with it. Optional: without it there is no per-user quota.
+   */
+  countPushConfigs?(owner: string): Promise<number>;
+  /**
+   * Tells who owns a context: the owner of the first task created in it, for as long as the store
+   * keeps any task of that context (evicting the last one forgets the context). A store that has
+   * it also refuses, with an `InvalidParamsError` (`contextId belongs to another user`), a commit
+   * that creates a task in a context another user owns, atomically with the creation, so that of
+   * two users racing for one new contextId only one wins. Optional: a store without it keeps no
+   * context owners.
+   */
+  contextOwner?(contextId: string): Promise<string | undefined>;
   /**
    * Lists the tasks that are neither finished nor interrupted (SUBMITTED or WORKING): after a
    * restart, these are the tasks whose execution died with the old process. Optional: a store
@@ -277,7 +296,49 @@ export interface RetentionOptions {
   maxTerminalTasks?: number;
   /** How long a task is kept after it ended, in milliseconds (default 24 hours). */
   terminalTtlMs?: number;
+  /**
+   * The clock that dates the end of a task and decides when its time is up, in milliseconds since
+   * the epoch (default `Date.now`): for tests.
+   */
+  now?: () => number;
 }
+
+/** Retention options with their defaults filled in. */
+export interface Retention {
+  /** See {@linkcode RetentionOptions.maxTerminalTasks}. */
+  maxTerminalTasks: number;
+  /** See {@linkcode RetentionOptions.terminalTtlMs}. */
+  terminalTtlMs: number;
+  /** See {@linkcode RetentionOptions.now}. */
+  now: () => number;
+}
+
+/**
+ * Fills in the defaults of retention options and checks them.
+ *
+ * @param options The options, as given.
+ * @returns The limits in force (`Infinity` turns one off).
+ * @throws {RangeError} When a limit is negative or not a number.
+ */
+export function retentionOf(options: RetentionOptions = {}): Retention {
+  const max = options.maxTerminalTasks ?? 10_000;
+  if (!(max >= 0) || (Number.isFinite(max) && !Number.isInteger(max))) {
+    throw new RangeError(`Invalid maxTerminalTasks: ${max} (a whole number, at least 0)`);
+  }
+  const ttl = options.terminalTtlMs ?? 24 * 60 * 60 * 1000;
+  if (!(ttl >= 0)) throw new RangeError(`Invalid terminalTtlMs: ${ttl} (at least 0)`);
+  return { maxTerminalTasks: max, terminalTtlMs: ttl, now: options.now ?? (() => Date.now()) };
+}
+
+/** The error of a commit that creates a task in a context another user owns. */
+export function contextTakenError(): InvalidParamsError {
+  return new InvalidParamsError("contextId belongs to another user", [
+    { field: "message.contextId", description: "belongs to another user" },
+  ]);
+}
+
+/** How many evicted task ids a store remembers, to refuse a push config that comes too late. */
+export const RECENTLY_EVICTED: number = 10_000;
 
 /** Options of an {@linkcode InMemoryTaskStore}. */
 export interface InMemoryTaskStoreOptions {
@@ -301,6 +362,7 @@ export interface InMemoryTaskStoreOptions {
  * await store.commit({ owner: "alice", task, lastSeq: 1 }, { created: true, event: { seq: 1, task } });
  * assert.equal((await store.get("t1"))?.owner, "alice");
  * assert.equal((await store.events("t1", 0)).length, 1);
+ * assert.equal(await store.contextOwner("c1"), "alice");
  * ```
  */
 export class InMemoryTaskStore implements TaskStore {
@@ -308,22 +370,27 @@ export class InMemoryTaskStore implements TaskStore {
   #byOwner = new Map<string, ListingIndex>();
   #events = new Map<string, StreamEvent[]>();
   #push = new Map<string, Map<string, PushConfigRecord>>();
+  /** How many push configs each user has, over all tasks. */
+  #pushCount = new Map<string, number>();
   #messages = new Map<string, StoredMessage>();
   /** The message ids of each task, to drop its idempotency records with it. */
   #messageIds = new Map<string, string[]>();
+  /** Each context's owner and how many kept tasks are in it. */
+  #contexts = new Map<string, { owner: string; tasks: number }>();
   /** Ended tasks by the time they ended, oldest first (a Map keeps insertion order). */
   #ended = new Map<string, number>();
-  #maxEnded: number;
-  #ttlMs: number;
+  /** The ids of the tasks evicted last, oldest first. */
+  #evicted = new Set<string>();
+  #retention: Retention;
 
   /**
    * Creates an empty store.
    *
    * @param options The retention of ended tasks.
+   * @throws {RangeError} When a retention limit is negative or not a number.
    */
   constructor(options: InMemoryTaskStoreOptions = {}) {
-    this.#maxEnded = options.retention?.maxTerminalTasks ?? 10_000;
-    this.#ttlMs = options.retention?.terminalTtlMs ?? 24 * 60 * 60 * 1000;
+    this.#retention = retentionOf(options.retention);
   }
 
   /** How many tasks the store holds. */
@@ -337,7 +404,10 @@ export class InMemoryTaskStore implements TaskStore {
     return Promise.resolve(record && view ? viewOf(record, view) : record);
   }
 
-  /** Saves a task and appends its event. */
+  /**
+   * Saves a task and appends its event. A task created in a context that another user owns is
+   * refused with an `InvalidParamsError`, changing nothing.
+   */
   commit(record: TaskRecord, change: TaskChange): Promise<void> {
     const id = record.task.id;
     const event = change.event;
@@ -350,13 +420,29 @@ export class InMemoryTaskStore implements TaskStore {
       }
     }
     const old = this.#tasks.get(id);
+    if (!old && !change.created && this.#evicted.has(id)) {
+      return Promise.reject(new InternalError(`Cannot store task ${id}: it was evicted`));
+    }
+    const contextId = record.task.contextId;
+    const joins = !old || old.task.contextId !== contextId;
+    if (joins || change.created) {
+      const held = this.#contexts.get(contextId);
+      if (held && held.owner !== record.owner) return Promise.reject(contextTakenError());
+    }
+    this.#evicted.delete(id);
     this.#tasks.set(id, record);
+    if (joins) {
+      if (old) this.#leaveContext(old.task.contextId);
+      const held = this.#contexts.get(contextId);
+      if (held) held.tasks++;
+      else this.#contexts.set(contextId, { owner: record.owner, tasks: 1 });
+    }
     const ts = record.task.status.timestamp ?? "";
     const oldTs = old?.task.status.timestamp ?? "";
-    if (!old || oldTs !== ts) {
+    if (!old || oldTs !== ts || old.owner !== record.owner) {
+      if (old) this.#byOwner.get(old.owner)?.delete({ ts: oldTs, id });
       let mine = this.#byOwner.get(record.owner);
       if (!mine) this.#byOwner.set(record.owner, mine = new ListingIndex());
-      if (old) mine.delete({ ts: oldTs, id });
       mine.insert({ ts, id });
     }
     for (const message of userMessagesOf(record, change)) {
@@ -365,9 +451,10 @@ export class InMemoryTaskStore implements TaskStore {
       if (!ids) this.#messageIds.set(id, ids = []);
       ids.push(message.messageId);
     }
-    if (TERMINAL_STATES.has(record.task.status.state) && !this.#ended.has(id)) {
-      this.#ended.set(id, Date.now());
-    }
+    if (!TERMINAL_STATES.has(record.task.status.state)) {
+      // Back from a terminal state (only a store's own tests do that): not evicted any more.
+      this.#ended.delete(id);
+    } else if (!this.#ended.has(id)) this.#ended.set(id, this.#retention.now());
     if (event) {
       let log = this.#events.get(id);
       if (!log) this.#events.set(id, log = []);
@@ -377,24 +464,43 @@ export class InMemoryTaskStore implements TaskStore {
     return Promise.resolve();
   }
 
+  /** One task fewer in a context; the context is forgotten with its last task. */
+  #leaveContext(contextId: string): void {
+    const held = this.#contexts.get(contextId);
+    if (held && --held.tasks <= 0) this.#contexts.delete(contextId);
+  }
+
+  #countPush(owner: string, delta: number): void {
+    const n = (this.#pushCount.get(owner) ?? 0) + delta;
+    if (n > 0) this.#pushCount.set(owner, n);
+    else this.#pushCount.delete(owner);
+  }
+
   /** Drops the ended tasks beyond the count and past the time limit, oldest first. */
   #evict(): void {
-    const expired = Date.now() - this.#ttlMs;
+    const { maxTerminalTasks, terminalTtlMs, now } = this.#retention;
+    const expired = now() - terminalTtlMs;
     for (const [id, at] of this.#ended) {
-      if (this.#ended.size <= this.#maxEnded && at > expired) break;
+      if (this.#ended.size <= maxTerminalTasks && at > expired) break;
       this.#ended.delete(id);
       const record = this.#tasks.get(id);
       this.#tasks.delete(id);
       this.#events.delete(id);
+      for (const config of this.#push.get(id)?.values() ?? []) this.#countPush(config.owner, -1);
       this.#push.delete(id);
       for (const messageId of this.#messageIds.get(id) ?? []) {
         this.#messages.delete(`${record?.owner}\u0000${messageId}`);
       }
       this.#messageIds.delete(id);
       if (record) {
+        this.#leaveContext(record.task.contextId);
         const index = this.#byOwner.get(record.owner);
         index?.delete({ ts: record.task.status.timestamp ?? "", id });
         if (index?.size === 0) this.#byOwner.delete(record.owner);
+      }
+      this.#evicted.add(id);
+      if (this.#evicted.size > RECENTLY_EVICTED) {
+        this.#evicted.delete(this.#evicted.values().next().value!);
       }
     }
   }
@@ -445,11 +551,20 @@ export class InMemoryTaskStore implements TaskStore {
     }
   }
 
-  /** Creates or replaces a push config. */
+  /** Creates or replaces a push config; refuses one of a task it has just evicted. */
   putPushConfig(record: PushConfigRecord): Promise<void> {
-    let forTask = this.#push.get(record.config.taskId);
-    if (!forTask) this.#push.set(record.config.taskId, forTask = new Map());
+    const taskId = record.config.taskId;
+    if (!this.#tasks.has(taskId) && this.#evicted.has(taskId)) {
+      return Promise.reject(new TaskNotFoundError(taskId));
+    }
+    let forTask = this.#push.get(taskId);
+    if (!forTask) this.#push.set(taskId, forTask = new Map());
+    const before = forTask.get(record.config.id);
     forTask.set(record.config.id, record);
+    if (before?.owner !== record.owner) {
+      if (before) this.#countPush(before.owner, -1);
+      this.#countPush(record.owner, 1);
+    }
     return Promise.resolve();
   }
 
@@ -465,7 +580,23 @@ export class InMemoryTaskStore implements TaskStore {
 
   /** Deletes a push config. */
   deletePushConfig(taskId: string, id: string): Promise<boolean> {
-    return Promise.resolve(this.#push.get(taskId)?.delete(id) ?? false);
+    const forTask = this.#push.get(taskId);
+    const record = forTask?.get(id);
+    if (!forTask || !record) return Promise.resolve(false);
+    forTask.delete(id);
+    if (forTask.size === 0) this.#push.delete(taskId);
+    this.#countPush(record.owner, -1);
+    return Promise.resolve(true);
+  }
+
+  /** Counts a user's push configs, from a counter kept by put, delete and eviction. */
+  countPushConfigs(owner: string): Promise<number> {
+    return Promise.resolve(this.#pushCount.get(owner) ?? 0);
+  }
+
+  /** Tells who owns a context, from a map kept by commit and eviction. */
+  contextOwner(contextId: string): Promise<string | undefined> {
+    return Promise.resolve(this.#contexts.get(contextId)?.owner);
   }
 
   /** Lists the tasks left SUBMITTED or WORKING. */

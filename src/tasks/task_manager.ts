@@ -38,12 +38,15 @@ import type {
   StatusOptions,
 } from "./executor.ts";
 import {
+  contextTakenError,
   InMemoryTaskStore,
+  isUnfinishedState,
   type StreamEvent,
   type TaskChange,
   type TaskRecord,
   type TaskStore,
 } from "./store.ts";
+import { isShared, type SharedTaskStore, type Unwatch } from "./shared_store.ts";
 import { Subscription } from "./subscription.ts";
 import { sleep } from "../util/sleep.ts";
 
@@ -63,6 +66,13 @@ export interface TaskManagerOptions {
   /** How many events may wait for one subscriber before its stream is ended (default 1024). */
   subscriberBufferLimit?: number;
   /**
+   * How many bytes of events (the UTF-8 size of each event's JSON) may wait for one subscriber
+   * before its stream is ended (default 8 MiB), as `subscriberBufferLimit` ends it: with
+   * StreamOverflowError (-31002), to resume with `afterSeq`. One event always may wait, whatever
+   * its size: the message size limits bound it.
+   */
+  subscriberBufferBytes?: number;
+  /**
    * How many idle tasks stay in memory after their last operation, most recent first, so that the
    * next turn or read of a task does not load it from the store again (default 64). Set 0 when
    * other processes write the same store: the copy kept here would not see their writes.
@@ -79,7 +89,26 @@ export interface TaskManagerOptions {
    * have open at once (default 100); one more is refused with QuotaExceededError (-31005).
    */
   maxStreamsPerUser?: number;
+  /**
+   * With a store that several processes share: how often this process looks for tasks whose
+   * runner's lease lapsed, to fail them (default 3000 ms).
+   */
+  leaseCheckMs?: number;
+  /**
+   * With a shared store: how long `cancelTask` waits for the process that runs the task to cancel
+   * it (default 10 000 ms); then it fails with ServiceUnavailableError.
+   */
+  remoteCancelTimeoutMs?: number;
 }
+
+/** How much may wait for one subscriber: events, and bytes of them. */
+interface BufferBounds {
+  events: number;
+  bytes: number;
+}
+
+/** The bounds of a subscriber inside the core, which reads as fast as events come. */
+const UNBOUNDED: BufferBounds = { events: Infinity, bytes: Infinity };
 
 /** A listener that sees every event of every task, with the task's owner. */
 export type TaskEventListener = (owner: string, event: StreamEvent) => void;
@@ -114,8 +143,13 @@ class ActiveTask {
   startSeq = 0;
   /** The agent's direct reply, for a retried send that joins after it was sent. */
   reply: StreamEvent | undefined;
-  /** Drops the first message from the manager's `#accepted` once the store has it. */
+  /**
+   * Drops the first message from the manager's `#accepted`, and the task's claim on its context
+   * from `#contexts`, once the store has the task (or once it will never have it).
+   */
   accepted: (() => void) | undefined;
+  /** Why the store refused to create the task: the execution's end reports it, once. */
+  refused: A2AError | undefined;
   /** Settles when the latest execution has finished, including its bookkeeping. */
   finished: Promise<void> = Promise.resolve();
   controller = new AbortController();
@@ -124,6 +158,10 @@ class ActiveTask {
 
   /** Settles when the record has been read from the store (for a copy made by `#activate`). */
   loading: Promise<void> | undefined;
+  /** With a shared store: the watch that feeds subscribers events other processes commit. */
+  unwatch: Unwatch | undefined;
+  /** The highest seq handed to subscribers, from this process's commits or from the watch. */
+  fanned = 0;
 
   constructor(readonly id: string, public owner: string, record?: TaskRecord) {
     this.record = record;
@@ -272,7 +310,7 @@ function mergeArtifact(
 export class TaskManager {
   #executor: AgentExecutor;
   #store: TaskStore;
-  #bufferLimit: number;
+  #bounds: BufferBounds;
   #idleLimit: number;
   #maxUnfinished: number;
   #maxStreams: number;
@@ -292,6 +330,15 @@ export class TaskManager {
   #accepted = new Map<string, { active: ActiveTask; message: Message }>();
   /** Sends in progress, by user and messageId (see `#locked`). */
   #locks = new Map<string, Promise<void>>();
+  /**
+   * Client-supplied contexts of new tasks that the store has not created yet: whose they are,
+   * and by how many such tasks. The store cannot tell their owner before the task's first event.
+   */
+  #contexts = new Map<string, { owner: string; tasks: number }>();
+  /** The store, when other processes share it. */
+  #shared: SharedTaskStore | undefined;
+  #leaseTimer: ReturnType<typeof setInterval> | undefined;
+  #remoteCancelMs: number;
 
   /**
    * Creates a task core with no tasks running.
@@ -301,10 +348,24 @@ export class TaskManager {
   constructor(options: TaskManagerOptions) {
     this.#executor = options.executor;
     this.#store = options.store ?? new InMemoryTaskStore();
-    this.#bufferLimit = options.subscriberBufferLimit ?? 1024;
+    this.#bounds = {
+      events: options.subscriberBufferLimit ?? 1024,
+      bytes: options.subscriberBufferBytes ?? 8 * 1024 * 1024,
+    };
     this.#idleLimit = options.idleTasks ?? 64;
     this.#maxUnfinished = options.maxUnfinishedTasksPerUser ?? 100;
     this.#maxStreams = options.maxStreamsPerUser ?? 100;
+    this.#remoteCancelMs = options.remoteCancelTimeoutMs ?? 10_000;
+    if (isShared(this.#store)) {
+      // Other processes write the same tasks: no copy may outlive the operation that read it.
+      const shared = this.#shared = this.#store;
+      this.#idleLimit = 0;
+      shared.onCancelRequest((taskId) => this.#cancelRequested(taskId));
+      this.#leaseTimer = setInterval(() => {
+        this.recover().catch((err) => log.warn("Lease check failed: {error}", { error: err }));
+      }, options.leaseCheckMs ?? 3000);
+      Deno.unrefTimer(this.#leaseTimer);
+    }
   }
 
   /** The store this manager writes to. */
@@ -390,7 +451,7 @@ export class TaskManager {
   async sendStreamingMessage(userId: string, request: SendMessageRequest): Promise<Subscription> {
     const giveBack = this.#takeStream(userId);
     try {
-      const { sub } = await this.#start(userId, request, this.#bufferLimit);
+      const { sub } = await this.#start(userId, request, this.#bounds);
       sub.whenClosed(giveBack);
       return sub;
     } catch (err) {
@@ -451,6 +512,7 @@ export class TaskManager {
   ): Promise<Subscription> {
     const active = await this.#activate(userId, request.id);
     const opened = this.#serialize(active, async () => {
+      await this.#fresh(active);
       const record = active.record!;
       const state = record.task.status.state;
       const afterSeq = request.afterSeq;
@@ -466,9 +528,9 @@ export class TaskManager {
         );
       }
       if (afterSeq !== undefined) {
-        return await this.#replay(active, afterSeq, this.#bufferLimit, TERMINAL_STATES.has(state));
+        return await this.#replay(active, afterSeq, this.#bounds, TERMINAL_STATES.has(state));
       }
-      const sub = this.#subscriber(active, record.lastSeq, this.#bufferLimit);
+      const sub = this.#subscriber(active, record.lastSeq, this.#bounds);
       sub.push({ seq: record.lastSeq, task: trimTask(record.task, undefined) });
       return sub;
     });
@@ -487,7 +549,10 @@ export class TaskManager {
    * @returns The task, with history trimmed to `historyLength`.
    */
   async getTask(userId: string, request: GetTaskRequest): Promise<Task> {
-    const record = this.#active.get(request.id)?.record ?? this.#idle.get(request.id) ??
+    const local = this.#active.get(request.id);
+    // With a shared store, only a task executing here is known here better than in the store.
+    const record = (this.#shared && !local?.executing ? undefined : local?.record) ??
+      this.#idle.get(request.id) ??
       await this.#store.get(
         request.id,
         request.historyLength === undefined ? undefined : { historyLength: request.historyLength },
@@ -551,13 +616,22 @@ export class TaskManager {
     const active = await this.#activate(userId, request.id);
     let canceling = false;
     try {
-      const ctx = await this.#serialize(active, () => {
+      if (this.#shared) {
+        const elsewhere = await this.#serialize(active, async () => {
+          await this.#fresh(active);
+          return !active.executing && isUnfinishedState(active.state!) &&
+            await this.#shared!.runnerAlive(active.id);
+        });
+        if (elsewhere) return await this.#cancelElsewhere(active);
+      }
+      const ctx = await this.#serialize(active, async () => {
+        await this.#fresh(active);
         if (TERMINAL_STATES.has(active.state!)) throw new TaskNotCancelableError(request.id);
         // The execution may now end before the CANCELED write below: it leaves that to us.
         active.canceling++;
         canceling = true;
         this.#abort(active);
-        return Promise.resolve(active.context);
+        return active.context;
       });
       if (this.#executor.cancel && ctx) {
         try {
@@ -605,6 +679,7 @@ export class TaskManager {
   async close(options: { timeoutMs?: number } = {}): Promise<void> {
     this.#closed = true;
     this.#closing.abort();
+    clearInterval(this.#leaseTimer);
     const pending: Promise<unknown>[] = [];
     for (const active of this.#active.values()) {
       active.controller.abort(new ServiceUnavailableError("The server is shutting down"));
@@ -618,6 +693,8 @@ export class TaskManager {
     ]);
     clearTimeout(timer);
     for (const active of [...this.#active.values()]) {
+      active.unwatch?.();
+      active.unwatch = undefined;
       for (const s of [...active.subscribers]) {
         s.fail(
           new ServiceUnavailableError(
@@ -640,7 +717,10 @@ export class TaskManager {
    */
   async recover(): Promise<number> {
     let failed = 0;
-    for (const stale of await this.#store.unfinished?.() ?? []) {
+    if (this.#closed) return 0;
+    // With a shared store, only tasks whose runner's lease lapsed are dead: others run elsewhere.
+    const dead = this.#shared ? await this.#shared.lapsed() : await this.#store.unfinished?.();
+    for (const stale of dead ?? []) {
       let current: ActiveTask;
       try {
         current = await this.#activate(stale.owner, stale.task.id);
@@ -650,6 +730,7 @@ export class TaskManager {
       }
       try {
         await this.#serialize(current, async () => {
+          await this.#fresh(current);
           if (!current.record || isFinal(current.state) || current.executing) return;
           await this.#applyStatus(current, "TASK_STATE_FAILED", {
             message: "The server restarted while the task was running",
@@ -751,15 +832,15 @@ export class TaskManager {
   async #replay(
     active: ActiveTask,
     afterSeq: number,
-    limit: number,
+    bounds: BufferBounds,
     end: boolean,
   ): Promise<Subscription> {
-    const sub = this.#subscriber(active, afterSeq, Infinity);
+    const sub = this.#subscriber(active, afterSeq, UNBOUNDED);
     if (active.record) {
       for (const e of await this.#store.events(active.id, afterSeq)) sub.push(e);
     } else if (active.reply) sub.push(active.reply);
     if (end) sub.end();
-    sub.setLimit(limit);
+    sub.setLimit(bounds.events, bounds.bytes);
     return sub;
   }
 
@@ -792,7 +873,7 @@ export class TaskManager {
   }
 
   /** The outcome of a retried send: its task's events from the start, live until final. */
-  async #rejoin(active: ActiveTask, limit: number): Promise<Subscription> {
+  async #rejoin(active: ActiveTask, bounds: BufferBounds): Promise<Subscription> {
     try {
       return await this.#serialize(active, () => {
         const state = active.state;
@@ -800,20 +881,24 @@ export class TaskManager {
         // made it so has finished or got there.
         const over = !active.executing ||
           (isFinal(state) && (TERMINAL_STATES.has(state!) || active.finalSeq > active.startSeq));
-        return this.#replay(active, 0, limit, over);
+        return this.#replay(active, 0, bounds, over);
       });
     } finally {
       this.#release(active);
     }
   }
 
-  /** Remembers a new task's first message until the store can find the task by it. */
-  #accept(userId: string, active: ActiveTask, message: Message): void {
+  /**
+   * Remembers a new task's first message until the store can find the task by it, and then
+   * drops the task's claim on its context (see `#claimContext`).
+   */
+  #accept(userId: string, active: ActiveTask, message: Message, unclaim?: () => void): void {
     const key = messageKey(userId, message.messageId);
     const entry = { active, message };
     this.#accepted.set(key, entry);
     active.accepted = () => {
       if (this.#accepted.get(key) === entry) this.#accepted.delete(key);
+      unclaim?.();
     };
   }
 
@@ -833,14 +918,109 @@ export class TaskManager {
     }
   }
 
-  #subscriber(active: ActiveTask, afterSeq: number, limit: number): Subscription {
-    const sub = new Subscription(limit, afterSeq, () => {
+  #subscriber(active: ActiveTask, afterSeq: number, bounds: BufferBounds): Subscription {
+    const sub = new Subscription(bounds.events, afterSeq, () => {
       if (sub.overflowed) this.#overflows++;
       active.subscribers.delete(sub);
+      if (active.subscribers.size === 0 && active.unwatch) {
+        active.unwatch();
+        active.unwatch = undefined;
+      }
       this.#forget(active);
-    });
+    }, { maxBytes: bounds.bytes });
     active.subscribers.add(sub);
+    // A task that does not execute here may be executing elsewhere: follow its log.
+    if (this.#shared && !active.executing && !active.unwatch && active.record) {
+      active.fanned = Math.max(active.fanned, active.record.lastSeq);
+      active.unwatch = this.#shared.watch(
+        active.id,
+        active.fanned,
+        (events) => this.#remoteEvents(active, events),
+        (err) => {
+          log.warn("Watch of task {taskId} failed: {error}", { taskId: active.id, error: err });
+          active.unwatch = undefined;
+          for (const s of [...active.subscribers]) {
+            s.fail(
+              new ServiceUnavailableError(
+                "Lost the task's event log; resume the stream after the last seq you received",
+              ),
+              true,
+            );
+          }
+        },
+      );
+    }
     return sub;
+  }
+
+  /** Hands subscribers the events another process committed, each once, in order. */
+  #remoteEvents(active: ActiveTask, events: StreamEvent[]): void {
+    for (const event of events) {
+      if (event.seq <= active.fanned) continue;
+      active.fanned = event.seq;
+      for (const s of active.subscribers) s.push(event);
+      if (event.statusUpdate && isFinal(event.statusUpdate.status.state)) {
+        active.finalSeq = event.seq;
+        for (const s of [...active.subscribers]) s.end();
+      }
+    }
+  }
+
+  /**
+   * With a shared store, reads a task that does not execute here again: another process may
+   * have changed it. Call it inside the task's serialized chain, before reading the record.
+   */
+  async #fresh(active: ActiveTask): Promise<void> {
+    if (!this.#shared || active.executing) return;
+    const record = await this.#store.get(active.id);
+    if (record) active.record = record;
+  }
+
+  /**
+   * Cancels a task that another, live process runs: asks that process, then waits for the
+   * task's final event in the log.
+   */
+  async #cancelElsewhere(active: ActiveTask): Promise<Task> {
+    const sub = await this.#serialize(active, () => {
+      return Promise.resolve(this.#subscriber(active, active.record!.lastSeq, UNBOUNDED));
+    });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await this.#shared!.requestCancel(active.id);
+      const timeout = new Promise<"timeout">((resolve) => {
+        timer = setTimeout(() => resolve("timeout"), this.#remoteCancelMs);
+      });
+      const drained = (async () => {
+        for await (const _ of sub) {
+          // Only the end matters: the final event is in the log.
+        }
+      })().catch(() => {});
+      if (await Promise.race([drained, timeout]) === "timeout") {
+        throw new ServiceUnavailableError(
+          `The process running task ${active.id} did not cancel it in time; try again`,
+        );
+      }
+    } finally {
+      clearTimeout(timer);
+      sub.close();
+    }
+    const record = await this.#store.get(active.id);
+    if (record?.task.status.state !== "TASK_STATE_CANCELED") {
+      throw new TaskNotCancelableError(active.id);
+    }
+    return trimTask(record.task, undefined);
+  }
+
+  /** Another process asked to cancel a task: cancel it if it executes here. */
+  #cancelRequested(taskId: string): void {
+    const active = this.#active.get(taskId);
+    if (!active?.executing) return;
+    this.cancelTask(active.owner, { id: taskId }).catch((err) => {
+      log.debug("Cancel requested by another process failed for {taskId}: {error}", {
+        taskId,
+        error: err,
+      });
+    });
   }
 
   #serialize<T>(active: ActiveTask, fn: () => Promise<T>): Promise<T> {
@@ -852,15 +1032,25 @@ export class TaskManager {
   async #start(
     userId: string,
     request: SendMessageRequest,
-    limit = Infinity,
+    bounds: BufferBounds = UNBOUNDED,
   ): Promise<{ active: ActiveTask; sub: Subscription }> {
     if (this.#closed) throw new ServiceUnavailableError("The server is shutting down");
     const message = request.message;
     return await this.#locked(messageKey(userId, message.messageId), async () => {
       const duplicate = await this.#duplicate(userId, message);
-      if (duplicate) return { active: duplicate, sub: await this.#rejoin(duplicate, limit) };
+      if (duplicate) return { active: duplicate, sub: await this.#rejoin(duplicate, bounds) };
       if (message.taskId !== undefined && message.taskId !== "") {
-        return await this.#continue(userId, message.taskId, request, limit);
+        return await this.#continue(userId, message.taskId, request, bounds);
+      }
+      // A context belongs to the user who created it. Asked before the quota, which is checked
+      // and taken with no wait in between, and before anything is created or counted.
+      const named = message.contextId || undefined;
+      if (named !== undefined && this.#store.contextOwner !== undefined) {
+        const stored = await this.#store.contextOwner(named);
+        const claimed = this.#contexts.get(named)?.owner;
+        if ((stored ?? userId) !== userId || (claimed ?? userId) !== userId) {
+          throw contextTakenError();
+        }
       }
       const mine = this.#unfinished.get(userId);
       if (mine && mine.size >= this.#maxUnfinished) {
@@ -874,19 +1064,49 @@ export class TaskManager {
       active.holds = 1;
       this.#active.set(id, active);
       this.#countUnfinished(userId, id, true);
+      const unclaim = named !== undefined && this.#store.contextOwner !== undefined
+        ? this.#claimContext(userId, named)
+        : undefined;
+      let started = false;
       try {
-        const contextId = message.contextId || crypto.randomUUID();
+        const contextId = named ?? crypto.randomUUID();
         const msg: Message = { ...message, taskId: id, contextId };
         const ctx = this.#context(active, userId, request, msg);
         for (const hook of this.#hooks) await hook(userId, id, request);
-        this.#accept(userId, active, msg);
-        const sub = this.#subscriber(active, 0, limit);
+        this.#accept(userId, active, msg, unclaim);
+        const sub = this.#subscriber(active, 0, bounds);
         this.#run(active, ctx, 0);
+        started = true;
         return { active, sub };
       } finally {
+        if (!started) {
+          // Nothing runs for this message (a hook refused it): it holds no quota and no context.
+          this.#countUnfinished(userId, id, false);
+          active.accepted?.();
+          active.accepted = undefined;
+          unclaim?.();
+        }
         this.#release(active);
       }
     });
+  }
+
+  /**
+   * Records that a new task of `userId` names a context the store does not have yet, until the
+   * returned function (called once) says the store has the task or never will.
+   */
+  #claimContext(userId: string, contextId: string): () => void {
+    let claim = this.#contexts.get(contextId);
+    if (!claim) this.#contexts.set(contextId, claim = { owner: userId, tasks: 0 });
+    claim.tasks++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      if (--claim.tasks === 0 && this.#contexts.get(contextId) === claim) {
+        this.#contexts.delete(contextId);
+      }
+    };
   }
 
   /**
@@ -897,7 +1117,7 @@ export class TaskManager {
     userId: string,
     taskId: string,
     request: SendMessageRequest,
-    limit: number,
+    bounds: BufferBounds,
   ): Promise<{ active: ActiveTask; sub: Subscription }> {
     const message = request.message;
     const active = await this.#activate(userId, taskId);
@@ -909,6 +1129,7 @@ export class TaskManager {
       }
       const sub = await this.#serialize(active, async () => {
         if (this.#closed) throw new ServiceUnavailableError("The server is shutting down");
+        await this.#fresh(active);
         const record = active.record!;
         const task = record.task;
         if (TERMINAL_STATES.has(task.status.state)) {
@@ -938,7 +1159,7 @@ export class TaskManager {
         active.record = next;
         active.controller = new AbortController();
         const ctx = this.#context(active, userId, request, msg, trimTask(task, undefined));
-        const s = this.#subscriber(active, record.lastSeq, limit);
+        const s = this.#subscriber(active, record.lastSeq, bounds);
         s.push({
           seq: record.lastSeq,
           task: trimTask(next.task, request.configuration?.historyLength),
@@ -1056,6 +1277,11 @@ export class TaskManager {
       for (const s of [...active.subscribers]) s.end();
       return;
     }
+    if (active.refused && !active.record) {
+      // The store refused the task: the caller gets that error and no task exists.
+      for (const s of [...active.subscribers]) s.fail(active.refused);
+      return;
+    }
     const state = active.state;
     if (
       state !== undefined &&
@@ -1110,6 +1336,7 @@ export class TaskManager {
         this.#serialize(active, () => this.#applyArtifact(active, artifact, options)),
       reply: (value) =>
         this.#serialize(active, () => {
+          if (active.refused) throw active.refused;
           if (active.record || active.replied) {
             throw new InvalidAgentResponseError(
               "reply() must be the executor's first and only event",
@@ -1134,6 +1361,7 @@ export class TaskManager {
       throw new InvalidAgentResponseError("The agent already replied with a direct message");
     }
     if (active.record) return active.record;
+    if (active.refused) throw active.refused;
     const ctx = active.context!;
     const task: Task = {
       id: active.id,
@@ -1142,10 +1370,17 @@ export class TaskManager {
       history: [ctx.message],
     };
     const record: TaskRecord = { owner: active.owner, task, lastSeq: 1 };
-    await this.#commit(active, record, {
-      created: true,
-      event: { seq: 1, task: trimTask(task, undefined) },
-    });
+    try {
+      await this.#commit(active, record, {
+        created: true,
+        event: { seq: 1, task: trimTask(task, undefined) },
+      });
+    } catch (err) {
+      // The store refuses to create this task at all (its context is another user's, taken by a
+      // send in another process or in a race with this one): no retry can succeed.
+      if (err instanceof InvalidParamsError) active.refused = err;
+      throw err;
+    }
     // The store now finds the task by its first message.
     active.accepted?.();
     active.accepted = undefined;
@@ -1223,6 +1458,7 @@ export class TaskManager {
     const event = change.event!;
     await this.#store.commit(record, change);
     active.record = record;
+    active.fanned = Math.max(active.fanned, event.seq);
     for (const s of active.subscribers) s.push(event);
     for (const l of this.#listeners) {
       try {

@@ -1,0 +1,167 @@
+// Three real server processes on one real PostgreSQL behave as one server: streams through a
+// round-robin proxy that cuts connections, a task started on one process, followed on another and
+// canceled through a third, a process killed mid-task, and tickets used across processes.
+
+import assert from "node:assert/strict";
+import { A2AClient } from "../client.ts";
+import type { StreamEvent } from "../mod.ts";
+import { freshDatabase, PG_TEST } from "./pg_cluster.ts";
+import { type ServerProcess, startServerProcess } from "./server_process.ts";
+import { TcpProxy } from "./tcp_proxy.ts";
+import { TOKENS, userMessage } from "./helpers.ts";
+
+/** A short lease, so that a killed process's tasks are failed within a few seconds. */
+const FAST_LEASE = { A2A_PG_LEASE_MS: "2000" };
+
+async function threeProcesses(env: Record<string, string> = {}): Promise<{
+  servers: ServerProcess[];
+  proxy: TcpProxy;
+  [Symbol.asyncDispose](): Promise<void>;
+}> {
+  const db = (await freshDatabase())!;
+  const servers = await Promise.all([0, 1, 2].map(() => startServerProcess(db, env)));
+  const proxy = new TcpProxy(servers.map((s) => ({ hostname: "127.0.0.1", port: s.port })));
+  return {
+    servers,
+    proxy,
+    async [Symbol.asyncDispose]() {
+      await proxy[Symbol.asyncDispose]();
+      await Promise.all(servers.map((s) => s.stop()));
+    },
+  };
+}
+
+/** The words the demo agent streams back, one artifact chunk each. */
+function words(n: number): string {
+  return Array.from({ length: n }, (_, i) => `w${i}`).join(" ");
+}
+
+/** Checks a stream's events: contiguous seqs, none twice; returns the artifact text. */
+function checkStream(events: StreamEvent[]): string {
+  for (let i = 1; i < events.length; i++) {
+    assert.equal(events[i]!.seq, events[i - 1]!.seq + 1, `seq after ${events[i - 1]!.seq}`);
+  }
+  return events.flatMap((e) => e.artifactUpdate?.artifact.parts ?? [])
+    .map((p) => ("text" in p ? p.text : "")).join("");
+}
+
+Deno.test({
+  name: "a stream through a round-robin proxy that cuts connections gets every event exactly once",
+  ...PG_TEST,
+  fn: async () => {
+    await using cluster = await threeProcesses();
+    await using client = await A2AClient.connect(cluster.proxy.url, { token: TOKENS.alice });
+    const events: StreamEvent[] = [];
+    let cuts = 0;
+    for await (
+      const event of client.sendStreamingMessage({ message: userMessage(`slow: ${words(20)}`) })
+    ) {
+      events.push(event);
+      // Every few events the connection drops; the client resumes, maybe on another process.
+      if (events.length % 4 === 0 && cuts < 4) {
+        cuts++;
+        await cluster.proxy.cut();
+      }
+    }
+    assert.equal(cuts, 4);
+    assert.ok(cluster.proxy.accepted >= 5, `${cluster.proxy.accepted} connections`);
+    assert.equal(checkStream(events).trim().split(/\s+/).length, 20);
+    assert.equal(events.at(-1)?.statusUpdate?.status.state, "TASK_STATE_COMPLETED");
+  },
+});
+
+Deno.test({
+  name: "a task started on A, followed on B, is canceled through C and its executor on A stops",
+  ...PG_TEST,
+  fn: async () => {
+    await using cluster = await threeProcesses();
+    const [a, b, c] = cluster.servers as [ServerProcess, ServerProcess, ServerProcess];
+    await using onA = await A2AClient.connect(a.url, { token: TOKENS.alice });
+    await using onB = await A2AClient.connect(b.url, { token: TOKENS.alice });
+    await using onC = await A2AClient.connect(c.url, { token: TOKENS.alice });
+    const started = onA.sendStreamingMessage({ message: userMessage(`slow: ${words(100)}`) });
+    const iterator = started[Symbol.asyncIterator]();
+    const first = (await iterator.next()).value as StreamEvent;
+    const taskId = first.task!.id;
+    const followed: StreamEvent[] = [];
+    const following = (async () => {
+      for await (const e of onB.subscribeToTask({ id: taskId })) followed.push(e);
+    })();
+    // Wait until B has seen a chunk that A produced.
+    while (!followed.some((e) => e.artifactUpdate)) await new Promise((r) => setTimeout(r, 20));
+    const canceled = await onC.cancelTask({ id: taskId });
+    assert.equal(canceled.status.state, "TASK_STATE_CANCELED");
+    await following;
+    assert.equal(followed.at(-1)?.statusUpdate?.status.state, "TASK_STATE_CANCELED");
+    checkStream(followed.slice(1));
+    // A's stream ends with the same CANCELED event, and the agent stopped: no chunk after it.
+    const rest: StreamEvent[] = [];
+    for (let r = await iterator.next(); !r.done; r = await iterator.next()) rest.push(r.value);
+    assert.equal(rest.at(-1)?.statusUpdate?.status.state, "TASK_STATE_CANCELED");
+    const task = await onB.getTask({ id: taskId });
+    assert.equal(task.status.state, "TASK_STATE_CANCELED");
+    const chunks = task.artifacts?.[0]?.parts.length ?? 0;
+    await new Promise((r) => setTimeout(r, 600));
+    assert.equal((await onA.getTask({ id: taskId })).artifacts?.[0]?.parts.length ?? 0, chunks);
+  },
+});
+
+Deno.test({
+  name: "a process killed mid-task: another marks the task FAILED once the lease lapses",
+  ...PG_TEST,
+  fn: async () => {
+    await using cluster = await threeProcesses(FAST_LEASE);
+    const [a, b] = cluster.servers as [ServerProcess, ServerProcess, ServerProcess];
+    await using onA = await A2AClient.connect(a.url, { token: TOKENS.alice });
+    const iterator = onA.sendStreamingMessage({ message: userMessage(`slow: ${words(200)}`) })[
+      Symbol.asyncIterator
+    ]();
+    const first = (await iterator.next()).value as StreamEvent;
+    const taskId = first.task!.id;
+    let lastSeq = first.seq;
+    for (let i = 0; i < 3; i++) lastSeq = ((await iterator.next()).value as StreamEvent).seq;
+    await using onB = await A2AClient.connect(b.url, { token: TOKENS.alice });
+    // B sees the task WORKING while A lives.
+    assert.equal((await onB.getTask({ id: taskId })).status.state, "TASK_STATE_WORKING");
+    await a.stop("SIGKILL");
+    // Resume through B from the last event seen: the rest, then FAILED, with no gap.
+    const resumed: StreamEvent[] = [];
+    for await (const e of onB.subscribeToTask({ id: taskId, afterSeq: lastSeq })) resumed.push(e);
+    assert.equal(resumed[0]?.seq, lastSeq + 1);
+    checkStream(resumed);
+    const end = resumed.at(-1)?.statusUpdate?.status;
+    assert.equal(end?.state, "TASK_STATE_FAILED");
+    const text = end?.message?.parts.map((p) => ("text" in p ? p.text : "")).join("");
+    assert.equal(text, "The server restarted while the task was running");
+    await onA.close().catch(() => {});
+  },
+});
+
+Deno.test({
+  name: "a ticket fetched from A authenticates once on B, and never again anywhere",
+  ...PG_TEST,
+  fn: async () => {
+    await using cluster = await threeProcesses();
+    const [a, b, c] = cluster.servers as [ServerProcess, ServerProcess, ServerProcess];
+    const res = await fetch(`${a.url}/a2a/auth`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${TOKENS.alice}` },
+    });
+    const { ticket } = await res.json() as { ticket: string };
+    const tryOn = async (server: ServerProcess) => {
+      const r = await fetch(`${server.url}/a2a/capnweb`, {
+        method: "POST",
+        headers: { "content-type": "text/plain" },
+        body: [
+          JSON.stringify(["push", ["pipeline", 0, ["authenticate"], [{ ticket }]]]),
+          JSON.stringify(["pull", 1]),
+        ].join("\n"),
+      });
+      return await r.text();
+    };
+    const results = await Promise.all([tryOn(b), tryOn(c), tryOn(b)]);
+    const accepted = results.filter((t) => t.includes('"resolve"'));
+    assert.equal(accepted.length, 1, results.join("\n"));
+    assert.match(await tryOn(a), /Invalid, expired or already used ticket/);
+  },
+});
