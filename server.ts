@@ -223,7 +223,9 @@ Environment:
   A2A_DATA          the same as --data (one process per data file: a second one refuses
                     to start; a killed one's lease lapses after A2A_KV_LEASE_MS, 10000)
   A2A_ALLOWED_ORIGINS  the same as --allowed-origins
-  A2A_POSTGRES_URL  the same as --postgres`;
+  A2A_POSTGRES_URL  the same as --postgres
+  A2A_PUSH_ALLOW_LOOPBACK=1  let push webhooks reach loopback addresses (local receivers)
+  A2A_PUSH_ALLOW_PRIVATE=1   let push webhooks reach private (RFC 1918, fc00::/7) addresses`;
 
 /** The verifier from the environment: JWT when A2A_JWT_JWKS_URL is set, else A2A_TOKENS. */
 function verifierFromEnv(): TokenVerifier {
@@ -332,6 +334,10 @@ async function main(): Promise<void> {
     verifier,
     ...(store && { store }),
     ...(shared && { store: shared, tickets: shared.tickets }),
+    push: {
+      allowLoopback: Deno.env.get("A2A_PUSH_ALLOW_LOOPBACK") === "1",
+      allowPrivateDestinations: Deno.env.get("A2A_PUSH_ALLOW_PRIVATE") === "1",
+    },
     extendedAgentCard: {
       ...demoAgentCard,
       description: `${demoAgentCard.description} (extended card for authenticated users)`,

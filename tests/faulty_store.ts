@@ -1,8 +1,9 @@
 // A TaskStore wrapper that fails on command, for the failure-path tests of the task core, and the
-// two stores every core test runs on.
+// stores every core test runs on (PostgreSQL too when its binaries are installed).
 
 import { InternalError } from "../src/errors/errors.ts";
 import { KvTaskStore } from "../src/tasks/kv_store.ts";
+import { PostgresTaskStore } from "../src/tasks/pg_store.ts";
 import {
   InMemoryTaskStore,
   type PushConfigRecord,
@@ -15,6 +16,7 @@ import {
   type TaskStore,
   type TaskView,
 } from "../src/tasks/store.ts";
+import { freshDatabase, PG_TEST } from "./pg_cluster.ts";
 
 /** Decides whether one commit fails: true fails it with an injected InternalError. */
 export type CommitFault = (record: TaskRecord, change: TaskChange) => boolean;
@@ -97,4 +99,14 @@ export const STORES: ReadonlyArray<[string, () => Promise<TestStore>]> = [
       },
     };
   }],
+  // A fresh database per test: the store is shared (`store.shared`), so the task core runs as one
+  // process of several would.
+  ...(PG_TEST.ignore ? [] : [
+    ["PostgreSQL", async (): Promise<TestStore> => {
+      const url = await freshDatabase();
+      if (url === undefined) throw new Error("PostgreSQL is not available");
+      const store = await PostgresTaskStore.connect(url);
+      return { store, [Symbol.asyncDispose]: () => store.close() };
+    }] satisfies [string, () => Promise<TestStore>],
+  ]),
 ];

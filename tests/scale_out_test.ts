@@ -8,6 +8,7 @@ import type { StreamEvent } from "../mod.ts";
 import { freshDatabase, PG_TEST } from "./pg_cluster.ts";
 import { type ServerProcess, startServerProcess } from "./server_process.ts";
 import { TcpProxy } from "./tcp_proxy.ts";
+import { EVENT_SEQ_HEADER } from "../src/push/webhook.ts";
 import { TOKENS, userMessage } from "./helpers.ts";
 
 /** A short lease, so that a killed process's tasks are failed within a few seconds. */
@@ -163,5 +164,106 @@ Deno.test({
     const accepted = results.filter((t) => t.includes('"resolve"'));
     assert.equal(accepted.length, 1, results.join("\n"));
     assert.match(await tryOn(a), /Invalid, expired or already used ticket/);
+  },
+});
+
+/** A webhook receiver on 127.0.0.1 that records the events POSTed to it, or refuses them. */
+function webhookReceiver() {
+  const received: StreamEvent[] = [];
+  let refusing = true;
+  const ac = new AbortController();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen() {} },
+    async (req) => {
+      const body = await req.json() as StreamEvent;
+      if (refusing) return new Response("not yet", { status: 503 });
+      received.push({ ...body, seq: Number(req.headers.get(EVENT_SEQ_HEADER)) });
+      return new Response(null, { status: 204 });
+    },
+  );
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/hook`,
+    received,
+    accept() {
+      refusing = false;
+    },
+    async [Symbol.asyncDispose]() {
+      ac.abort();
+      await server.finished;
+    },
+  };
+}
+
+Deno.test({
+  name: "webhook events produced on A are POSTed once each, in order, across a restart of A",
+  ...PG_TEST,
+  fn: async () => {
+    const db = (await freshDatabase())!;
+    const env = { A2A_PUSH_ALLOW_LOOPBACK: "1" };
+    await using hook = webhookReceiver();
+    const servers = await Promise.all([0, 1, 2].map(() => startServerProcess(db, env)));
+    let a = servers[0]!;
+    try {
+      let taskId: string;
+      {
+        await using onA = await A2AClient.connect(a.url, { token: TOKENS.alice });
+        const res = await onA.sendMessage({
+          message: userMessage(`slow: ${words(5)}`),
+          configuration: { returnImmediately: true, taskPushNotificationConfig: { url: hook.url } },
+        });
+        taskId = res.task!.id;
+        // The task completes on A while the receiver refuses every POST: nothing is delivered yet.
+        while ((await onA.getTask({ id: taskId })).status.state !== "TASK_STATE_COMPLETED") {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+      await a.stop();
+      servers[0] = a = await startServerProcess(db, env);
+      hook.accept();
+      await using onB = await A2AClient.connect(servers[1]!.url, { token: TOKENS.alice });
+      const task = await onB.getTask({ id: taskId });
+      const deadline = Date.now() + 40_000;
+      while (!hook.received.some((e) => e.statusUpdate?.status.state === "TASK_STATE_COMPLETED")) {
+        assert.ok(Date.now() < deadline, `received ${hook.received.map((e) => e.seq)}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      // A moment more, so that a second delivery of anything would show.
+      await new Promise((r) => setTimeout(r, 1500));
+      const seqs = hook.received.map((e) => e.seq);
+      const first = seqs[0]!;
+      // Every event after the config's creation, once, in order, ending with COMPLETED.
+      assert.deepEqual(seqs, Array.from({ length: seqs.length }, (_, i) => first + i));
+      assert.ok(first <= 2, `first delivered seq ${first}`);
+      assert.equal(hook.received.at(-1)?.statusUpdate?.status.state, "TASK_STATE_COMPLETED");
+      assert.equal(task.status.state, "TASK_STATE_COMPLETED");
+    } finally {
+      await Promise.all(servers.map((s) => s.stop()));
+    }
+  },
+});
+
+Deno.test({
+  name: "a capnweb push callback registered on B gets the events of a task running on A",
+  ...PG_TEST,
+  fn: async () => {
+    await using cluster = await threeProcesses();
+    const [a, b] = cluster.servers as [ServerProcess, ServerProcess, ServerProcess];
+    await using onA = await A2AClient.connect(a.url, { token: TOKENS.alice });
+    await using onB = await A2AClient.connect(b.url, { token: TOKENS.alice });
+    const res = await onA.sendMessage({
+      message: userMessage("input: your name?"),
+    });
+    const taskId = res.task!.id;
+    assert.equal(res.task!.status.state, "TASK_STATE_INPUT_REQUIRED");
+    const pushed: StreamEvent[] = [];
+    await onB.createTaskPushNotificationConfig({ taskId }, (e) => void pushed.push(e));
+    // The follow-up runs on A; B's callback gets its events from the shared log.
+    await onA.sendMessage({ message: userMessage(`slow: ${words(3)}`, { taskId }) });
+    const deadline = Date.now() + 15_000;
+    while (!pushed.some((e) => e.statusUpdate?.status.state === "TASK_STATE_COMPLETED")) {
+      assert.ok(Date.now() < deadline, `pushed ${pushed.map((e) => e.seq)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    checkStream(pushed);
   },
 });

@@ -542,15 +542,24 @@ export class PushDispatcher {
 
   /**
    * Stops delivering: detaches from the task manager, cancels webhook requests and retries in
-   * progress, and closes every live receiver. Events not yet delivered are dropped.
+   * progress, and closes every live receiver. Events not yet delivered are dropped, except with a
+   * shared store, whose queue keeps them for the other processes (or the next start); there the
+   * deliveries in progress finish first, up to `timeoutMs`.
    */
   async close(): Promise<void> {
     if (!this.#closed) {
       this.#closed = true;
       for (const off of this.#unsubscribe) off();
       for (const q of this.#queues.values()) q.controller.abort();
-      this.#stopShared.abort();
       for (const e of [...this.#byReceiver.values()]) this.#removeCallback(e);
+      if (this.#sharedRunning > 0) {
+        // Deliveries from the shared queue in progress finish and are recorded (up to one request
+        // time limit): cut off, a POST that the receiver got would be claimed and sent again.
+        const timer = setTimeout(() => this.#stopShared.abort(), this.#timeoutMs);
+        while (this.#work.size > 0) await Promise.allSettled([...this.#work]);
+        clearTimeout(timer);
+      }
+      this.#stopShared.abort();
     }
     while (this.#work.size > 0) await Promise.allSettled([...this.#work]);
     this.#queues.clear();
