@@ -6,6 +6,7 @@
 // (set by .ci/run), which turns a missing PostgreSQL into a failure.
 
 import postgres from "postgres";
+import { migrate } from "../src/tasks/pg_schema.ts";
 
 /** A running cluster. */
 export interface PgCluster {
@@ -119,21 +120,51 @@ export function pgCluster(): PgCluster | undefined {
   return cluster;
 }
 
-/**
- * Creates a fresh, empty database in the cluster.
- *
- * @returns Its URL, or undefined when PostgreSQL is not available.
- */
-export async function freshDatabase(): Promise<string | undefined> {
-  const c = pgCluster();
-  if (c === undefined) return undefined;
-  const name = `t_${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`;
-  const admin = postgres(c.url(), { max: 1, onnotice: () => {} });
+/** A connection of its own; no max_lifetime, whose timer can outlive `end()`. */
+function connect(url: string): postgres.Sql {
+  return postgres(url, { max: 1, onnotice: () => {}, max_lifetime: null });
+}
+
+async function createDatabase(c: PgCluster, name: string, template?: string): Promise<void> {
+  const admin = connect(c.url());
   try {
-    await admin.unsafe(`CREATE DATABASE ${name}`);
+    await admin.unsafe(`CREATE DATABASE ${name}${template ? ` TEMPLATE ${template}` : ""}`);
   } finally {
     await admin.end();
   }
+}
+
+/** The template with the a2a schema, migrated once per test process. */
+let template: Promise<string> | undefined;
+
+function migratedTemplate(c: PgCluster): Promise<string> {
+  return template ??= (async () => {
+    const name = `a2a_template_${crypto.randomUUID().replaceAll("-", "").slice(0, 8)}`;
+    await createDatabase(c, name);
+    const sql = connect(c.url(name));
+    try {
+      await migrate(sql);
+    } finally {
+      await sql.end();
+    }
+    return name;
+  })();
+}
+
+/**
+ * Creates a fresh database in the cluster: with the a2a schema in place (copied from a template
+ * migrated once, which saves each store's first connect the migration), or empty.
+ *
+ * @param options `schema: false` for an empty database (to test migrations).
+ * @returns Its URL, or undefined when PostgreSQL is not available.
+ */
+export async function freshDatabase(
+  options: { schema?: boolean } = {},
+): Promise<string | undefined> {
+  const c = pgCluster();
+  if (c === undefined) return undefined;
+  const name = `t_${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`;
+  await createDatabase(c, name, options.schema === false ? undefined : await migratedTemplate(c));
   return c.url(name);
 }
 

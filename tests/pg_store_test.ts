@@ -31,8 +31,8 @@ interface Db extends AsyncDisposable {
   query<T>(text: string, params?: unknown[]): Promise<T[]>;
 }
 
-async function freshDb(): Promise<Db> {
-  const url = await freshDatabase();
+async function freshDb(schema = true): Promise<Db> {
+  const url = await freshDatabase({ schema });
   if (url === undefined) throw new Error("PostgreSQL is not available");
   const stores: PostgresTaskStore[] = [];
   let admin: postgres.Sql | undefined;
@@ -44,7 +44,7 @@ async function freshDb(): Promise<Db> {
       return store;
     },
     async query<T>(text: string, params: unknown[] = []) {
-      admin ??= postgres(url, { max: 1, onnotice: () => {} });
+      admin ??= postgres(url, { max: 1, onnotice: () => {}, max_lifetime: null });
       // A plain array, so that deepEqual compares rows only.
       return [...await admin.unsafe(text, params as never[])] as T[];
     },
@@ -55,13 +55,13 @@ async function freshDb(): Promise<Db> {
   };
 }
 
-/** A test on one fresh database. */
-function pgTest(name: string, fn: (db: Db) => Promise<void>): void {
+/** A test on one fresh database (with the schema, or empty). */
+function pgTest(name: string, fn: (db: Db) => Promise<void>, schema = true): void {
   Deno.test({
     name: `PostgresTaskStore ${name}`,
     ...PG_TEST,
     async fn() {
-      await using db = await freshDb();
+      await using db = await freshDb(schema);
       await fn(db);
     },
   });
@@ -861,7 +861,7 @@ pgTest("three stores starting at once on an empty database create the schema onc
   // A later start finds it done.
   await db.open();
   assert.equal((await db.query("SELECT * FROM a2a_schema_version")).length, 1);
-});
+}, false);
 
 pgTest("connect() refuses a database whose schema is newer than this code", async (db) => {
   await (await db.open()).close();
@@ -939,6 +939,28 @@ pgTest("a watch on one store sees exactly the events another commits, in order",
   assert.equal(early.events.length, 301, "a stopped watch gets nothing more");
   assert.deepEqual(c.events, logged);
 });
+
+pgTest(
+  "a store's own watch gets what it commits once, in order, after the committing caller",
+  async (db) => {
+    const store = await db.open({ pollMs: 600_000 });
+    let task: Task = { id: "t1", contextId: "c", status: status("TASK_STATE_WORKING") };
+    await put(store, "alice", task);
+    const c = collector();
+    store.watch("t1", 0, c.onEvents, c.onError);
+    const logged: StreamEvent[] = [{ seq: 1, task }];
+    for (let seq = 2; seq <= 50; seq++) {
+      task = { ...task, status: status("TASK_STATE_WORKING") };
+      const event = statusEvent(task, seq);
+      await store.commit({ owner: "alice", task, lastSeq: seq }, { event });
+      logged.push(event);
+      // The caller resumes before the watch sees the event (when the watch is caught up).
+      if (c.events.length >= seq - 1) assert.ok(c.events.length < seq, `seq ${seq} came early`);
+    }
+    await until(() => c.events.length >= 50, "every event");
+    assert.deepEqual(c.events, logged);
+  },
+);
 
 pgTest("a watch gets every event by polling alone when no doorbell rings", async (db) => {
   const a = await db.open({ notify: false });

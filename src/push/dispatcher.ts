@@ -104,6 +104,8 @@ class CallbackEntry {
   closed = false;
   /** With a shared store: stops following the task's log. */
   unwatch: (() => void) | undefined;
+  /** With a shared store: the seq of the last event handed over (from here or from the log). */
+  lastSeq: number | undefined;
 
   constructor(
     readonly owner: string,
@@ -594,13 +596,20 @@ export class PushDispatcher {
   }
 
   #onEvent(owner: string, event: StreamEvent): void {
-    // With a shared store every event, this process's or not, comes from the store instead.
-    if (this.#closed || this.#shared) return;
+    if (this.#closed) return;
     const taskId = taskIdOf(event);
     if (taskId === undefined) return;
     for (const entry of [...this.#callbacks.get(taskId)?.values() ?? []]) {
-      if (entry.owner === owner) this.#pushCallback(entry, event);
+      if (entry.owner !== owner) continue;
+      // With a shared store the log feeds callbacks too; this process's own event goes at once
+      // when it is the next one, else the log brings it in order.
+      if (this.#shared && (entry.lastSeq === undefined || event.seq !== entry.lastSeq + 1)) {
+        continue;
+      }
+      this.#pushCallback(entry, event);
     }
+    // With a shared store, webhooks go through its durable queue instead.
+    if (this.#shared) return;
     let route = this.#routes.get(taskId);
     if (!route) this.#routes.set(taskId, route = { owner, events: [], running: false });
     route.events.push(event);
@@ -742,6 +751,7 @@ export class PushDispatcher {
 
   #pushCallback(entry: CallbackEntry, event: StreamEvent): void {
     if (entry.closed || entry.ending) return;
+    if (this.#shared) entry.lastSeq = event.seq;
     if (entry.queue.length >= this.#maxQueued) {
       log.warn("Push callback {id} of task {taskId} fell too far behind; removing it", {
         id: entry.config.id,
@@ -796,11 +806,19 @@ export class PushDispatcher {
       artifacts: false,
     });
     if (entry.closed || !record) return;
+    entry.lastSeq = record.lastSeq;
+    if (isTerminalState(record.task.status.state)) {
+      // Nothing more will come: let it go as at the end of a task.
+      this.#removeCallback(entry);
+      return;
+    }
     entry.unwatch = this.#shared!.watch(
       entry.config.taskId,
       record.lastSeq,
       (events) => {
-        for (const e of events) this.#pushCallback(entry, e);
+        for (const e of events) {
+          if (entry.lastSeq === undefined || e.seq > entry.lastSeq) this.#pushCallback(entry, e);
+        }
       },
       (err) => {
         log.debug("Push callback {id} lost its task's log; removing it: {error}", {

@@ -120,7 +120,7 @@ CREATE TABLE a2a_contexts (
   tasks integer NOT NULL
 );
 
--- The tasks evicted last (at most 10 000), whose late push configs and commits are refused.
+-- The tasks evicted last (RECENTLY_EVICTED), whose late push configs and commits are refused.
 CREATE SEQUENCE a2a_evicted_seq;
 CREATE TABLE a2a_evicted (
   task_id text COLLATE "C" PRIMARY KEY,
@@ -357,8 +357,10 @@ END
 $fn$;
 
 -- Evicts the listed ended tasks ([{ "id": ..., "n": ended_seq }]) that are still as listed and
--- not locked by a commit, with everything stored for them, in one transaction.
-CREATE FUNCTION a2a_evict(p_victims json) RETURNS integer LANGUAGE plpgsql AS $fn$
+-- not locked by a commit, with everything stored for them, in one transaction; remembers the
+-- last p_keep evicted ids.
+CREATE FUNCTION a2a_evict(p_victims json, p_keep integer) RETURNS integer LANGUAGE plpgsql
+AS $fn$
 DECLARE
   ids text[];
   owners text[];
@@ -399,7 +401,7 @@ BEGIN
   DELETE FROM a2a_tasks WHERE id = ANY (ids);
   INSERT INTO a2a_evicted (task_id) SELECT unnest(ids)
     ON CONFLICT (task_id) DO UPDATE SET n = nextval('a2a_evicted_seq');
-  DELETE FROM a2a_evicted WHERE n <= (SELECT max(n) FROM a2a_evicted) - 10000;
+  DELETE FROM a2a_evicted WHERE n <= (SELECT max(n) FROM a2a_evicted) - p_keep;
   RETURN array_length(ids, 1);
 END
 $fn$;

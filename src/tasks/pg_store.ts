@@ -21,6 +21,7 @@ import {
   encodePageToken,
   isUnfinishedState,
   type PushConfigRecord,
+  RECENTLY_EVICTED,
   type Retention,
   retentionOf,
   type RetentionOptions,
@@ -165,13 +166,22 @@ function whole(name: string, value: number, min: number): number {
  * commit is one call of a server-side function, one round trip in one transaction: it locks the
  * task row, refuses a seq that is logged (the event table's primary key is `(task_id, seq)`, so
  * two processes can never log the same one), claims the context for the task's owner, writes
- * the pieces, and notifies channel `a2a_events` with `seq:taskId`.
+ * the pieces, queues the task's webhooks for delivery, and notifies channel `a2a_events` with
+ * `seq:flags:taskId` (flag `p`: the task has webhooks; `*` for an id too long for a payload).
  *
- * Watching. One connection per store listens; a notification is a doorbell, after which the
- * store reads the task's log past what its watches have (one read per task at a time, doorbells
- * that ring meanwhile make one more read). Every `pollMs` it also checks every watched task's
- * `lastSeq` and reads those that moved, so a lost notification costs latency only; when the
- * listening connection drops, it listens again and reads for every watch.
+ * Watching. One connection per store listens (to the log's channel once a watch or a delivery
+ * listener needs it); a notification is a doorbell, after which the store reads the task's log
+ * past what its watches have: one read per task at a time, doorbells that ring meanwhile make one
+ * more, and under a stream of them reads start at most every 2 ms, each taking every event
+ * committed since. Every `pollMs` it also checks every watched task's `lastSeq` and reads those
+ * that moved, so a lost notification costs latency only; when the listening connection drops, it
+ * listens again and reads for every watch. Events this store commits reach its own watches
+ * without a read, right after the committing caller has the commit's answer.
+ *
+ * Webhooks. Each stored push config is a place in a durable queue: the seq it has had, whether
+ * its task logged more, when it may be claimed next. `claimDelivery` takes the config due first
+ * (with `FOR UPDATE SKIP LOCKED`, so processes never claim one config at once) and the event
+ * after its cursor; `settleDelivery` moves the cursor or sets the retry time.
  *
  * Leases. Each store is a process with a random id in `a2a_processes`, whose heartbeat it renews
  * every `leaseMs / 5`; a commit of an event that leaves a task SUBMITTED or WORKING names this
@@ -256,7 +266,9 @@ export class PostgresTaskStore implements SharedTaskStore, AsyncDisposable {
     const max = whole("max", options.max ?? 10, 1);
     retentionOf(options.retention);
     const common = { onnotice: () => {}, connection: { application_name: "a2a-capnweb" } };
-    const sql = postgres(url, { ...common, max });
+    // No max_lifetime: its timer outlives `end()` while a socket closes, and nothing here needs
+    // connections replaced on a schedule.
+    const sql = postgres(url, { ...common, max, max_lifetime: null });
     let store: PostgresTaskStore | undefined;
     const listener = postgres(url, {
       ...common,
@@ -316,7 +328,23 @@ export class PostgresTaskStore implements SharedTaskStore, AsyncDisposable {
    * changing nothing, when the event's seq is logged (by any process), when it creates a task in a
    * context another user owns (`InvalidParamsError`), or on a task this store's database evicted.
    */
-  async commit(record: TaskRecord, change: TaskChange): Promise<void> {
+  commit(record: TaskRecord, change: TaskChange): Promise<void> {
+    const event = change.event;
+    const eventJson = jsonText(event);
+    const written = this.#write(record, change, eventJson);
+    if (event && eventJson !== null) {
+      // This store's own watches get the event without a read, but only once the caller has the
+      // commit's answer: this reaction, registered before the caller's, queues the delivery
+      // behind the caller's continuation, so a caller updates its state before its watches see.
+      written.then(
+        () => Promise.resolve().then(() => this.#delivered(record.task.id, event.seq, eventJson)),
+        () => {},
+      );
+    }
+    return written;
+  }
+
+  async #write(record: TaskRecord, change: TaskChange, eventJson: string | null): Promise<void> {
     const task = record.task;
     const id = task.id;
     if (hasNul(id) || hasNul(record.owner) || hasNul(task.status.timestamp ?? "")) {
@@ -327,12 +355,12 @@ export class PostgresTaskStore implements SharedTaskStore, AsyncDisposable {
     const event = change.event;
     let ended: boolean;
     try {
-      ended = await this.#commitOnce(record, change, change.created === true);
+      ended = await this.#commitOnce(record, change, eventJson, change.created === true);
     } catch (err) {
       if (sqlState(err) !== "A2A06") throw this.#commitError(id, event, err);
       // No row, and the commit is not a creation: store the task whole, as a creation would.
       try {
-        ended = await this.#commitOnce(record, change, true);
+        ended = await this.#commitOnce(record, change, eventJson, true);
       } catch (again) {
         throw this.#commitError(id, event, again);
       }
@@ -340,7 +368,38 @@ export class PostgresTaskStore implements SharedTaskStore, AsyncDisposable {
     if (ended) this.#schedule();
   }
 
-  async #commitOnce(record: TaskRecord, change: TaskChange, whole: boolean): Promise<boolean> {
+  /**
+   * Hands an event this store just logged to its own watches of the task, without a read: those
+   * that have every event before it get it now (as the log holds it), the others read.
+   */
+  #delivered(taskId: string, seq: number, eventJson: string): void {
+    const tail = this.#tails.get(taskId);
+    if (!tail || this.#closed) return;
+    let behind = false;
+    for (const w of [...tail.watchers]) {
+      if (!tail.watchers.has(w) || w.last >= seq) continue;
+      if (w.last < seq - 1) {
+        behind = true;
+        continue;
+      }
+      w.last = seq;
+      try {
+        w.onEvents([JSON.parse(eventJson) as StreamEvent]);
+      } catch (err) {
+        tail.watchers.delete(w);
+        w.onError(err);
+      }
+    }
+    if (behind) this.#ring(tail);
+    else this.#dropIfIdle(tail);
+  }
+
+  async #commitOnce(
+    record: TaskRecord,
+    change: TaskChange,
+    eventJson: string | null,
+    whole: boolean,
+  ): Promise<boolean> {
     const { status, history, artifacts, ...fields } = record.task;
     const id = fields.id;
     const owner = record.owner;
@@ -418,7 +477,7 @@ export class PostgresTaskStore implements SharedTaskStore, AsyncDisposable {
         ${jsonText(status)}::text::json, ${jsonText(fields)}::text::json,
         ${jsonText(sent)}::text::json, ${jsonText(keys)}::text::json,
         ${jsonText(allArtifacts)}::text::json, ${jsonText(artFields)}::text::json,
-        ${jsonText(allParts ?? parts)}::text::json, ${jsonText(event)}::text::json
+        ${jsonText(allParts ?? parts)}::text::json, ${eventJson}::text::json
       ) AS ended`;
     return rows[0]?.ended === true;
   }
@@ -1105,7 +1164,7 @@ export class PostgresTaskStore implements SharedTaskStore, AsyncDisposable {
       }
       if (due.length === 0 || this.#closed) return evicted;
       const rows = await this.#sql<{ n: number }[]>`
-        SELECT a2a_evict(${JSON.stringify(due)}::text::json) AS n`;
+        SELECT a2a_evict(${JSON.stringify(due)}::text::json, ${RECENTLY_EVICTED}::integer) AS n`;
       const n = rows[0]?.n ?? 0;
       evicted += n;
       // None could be taken (commits hold them): the next round tries again.

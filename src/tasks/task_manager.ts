@@ -160,8 +160,13 @@ class ActiveTask {
   loading: Promise<void> | undefined;
   /** With a shared store: the watch that feeds subscribers events other processes commit. */
   unwatch: Unwatch | undefined;
-  /** The highest seq handed to subscribers, from this process's commits or from the watch. */
+  /**
+   * With a shared store: the seq up to which subscribers have every event, from this process's
+   * commits or from the watch. Events go out strictly in order from it.
+   */
   fanned = 0;
+  /** Events from the watch ahead of the record while this process executes the task. */
+  readonly early = new Map<number, StreamEvent>();
 
   constructor(readonly id: string, public owner: string, record?: TaskRecord) {
     this.record = record;
@@ -928,10 +933,20 @@ export class TaskManager {
       }
       this.#forget(active);
     }, { maxBytes: bounds.bytes });
+    if (this.#shared && active.subscribers.size === 0 && active.record) {
+      // Nobody was waiting for events: the first subscriber starts where the record is.
+      active.fanned = active.record.lastSeq;
+    }
     active.subscribers.add(sub);
     // A task that does not execute here may be executing elsewhere: follow its log.
-    if (this.#shared && !active.executing && !active.unwatch && active.record) {
-      active.fanned = Math.max(active.fanned, active.record.lastSeq);
+    if (this.#shared && !active.executing && active.record) this.#follow(active);
+    return sub;
+  }
+
+  /** With a shared store, feeds the task's subscribers from its log as well, from `fanned`. */
+  #follow(active: ActiveTask): void {
+    if (active.unwatch || !this.#shared) return;
+    {
       active.unwatch = this.#shared.watch(
         active.id,
         active.fanned,
@@ -950,20 +965,38 @@ export class TaskManager {
         },
       );
     }
-    return sub;
   }
 
-  /** Hands subscribers the events another process committed, each once, in order. */
+  /**
+   * Hands subscribers the events the log shows. While this process executes the task, an event
+   * ahead of the record waits for the commit that wrote it to be applied here (`#commit`), so that
+   * a caller woken by a final event reads a record that has it.
+   */
   #remoteEvents(active: ActiveTask, events: StreamEvent[]): void {
     for (const event of events) {
       if (event.seq <= active.fanned) continue;
-      active.fanned = event.seq;
-      for (const s of active.subscribers) s.push(event);
-      if (event.statusUpdate && isFinal(event.statusUpdate.status.state)) {
-        active.finalSeq = event.seq;
-        for (const s of [...active.subscribers]) s.end();
+      if (active.executing && event.seq > (active.record?.lastSeq ?? 0)) {
+        active.early.set(event.seq, event);
+        continue;
       }
+      this.#fanOut(active, event);
     }
+  }
+
+  /**
+   * Hands subscribers the next event, if it is the next one (`fanned + 1`); with a store that is
+   * not shared every event is. Returns whether it went out.
+   */
+  #fanOut(active: ActiveTask, event: StreamEvent): boolean {
+    if (this.#shared && event.seq !== active.fanned + 1) return false;
+    active.fanned = event.seq;
+    active.early.delete(event.seq);
+    for (const s of active.subscribers) s.push(event);
+    if (event.statusUpdate && isFinal(event.statusUpdate.status.state)) {
+      active.finalSeq = event.seq;
+      for (const s of [...active.subscribers]) s.end();
+    }
+    return true;
   }
 
   /**
@@ -1458,8 +1491,22 @@ export class TaskManager {
     const event = change.event!;
     await this.#store.commit(record, change);
     active.record = record;
-    active.fanned = Math.max(active.fanned, event.seq);
-    for (const s of active.subscribers) s.push(event);
+    if (this.#shared && active.subscribers.size === 0) active.fanned = event.seq;
+    else if (!this.#fanOut(active, event)) {
+      // Subscribers still wait for events another process wrote before this one: the log has
+      // them all, in order.
+      active.early.set(event.seq, event);
+      this.#follow(active);
+    }
+    // Events the watch brought ahead of the record may follow now.
+    for (
+      let next = active.early.get(active.fanned + 1);
+      next;
+      next = active.early.get(active.fanned + 1)
+    ) {
+      if (next.seq > record.lastSeq) break;
+      this.#fanOut(active, next);
+    }
     for (const l of this.#listeners) {
       try {
         l(record.owner, event);
@@ -1467,14 +1514,10 @@ export class TaskManager {
         log.error("Task event listener failed: {error}", { error: err });
       }
     }
-    // Streams end on a transition into a final state, not on any event while in one: an agent may
-    // publish an artifact on a continuation before it sets WORKING.
+    // Streams end on a transition into a final state (in `#fanOut`), not on any event while in
+    // one: an agent may publish an artifact on a continuation before it sets WORKING.
     if (event.statusUpdate && TERMINAL_STATES.has(event.statusUpdate.status.state)) {
       this.#countUnfinished(record.owner, record.task.id, false);
-    }
-    if (event.statusUpdate && isFinal(event.statusUpdate.status.state)) {
-      active.finalSeq = event.seq;
-      for (const s of [...active.subscribers]) s.end();
     }
   }
 }
