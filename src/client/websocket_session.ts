@@ -73,7 +73,7 @@ export interface Capability extends Disposable {
 interface Root {
   authenticate(
     credentials: { ticket: string } | { token: string },
-    options: { version: string; extensions: string[] },
+    options: { version: string; extensions: string[]; batchEvents?: boolean },
   ): Promise<Capability>;
   ping(): Promise<{ time: string }>;
   [Symbol.dispose](): void;
@@ -164,17 +164,31 @@ export function clientSession(transport: RpcTransport, maxBytes: number): unknow
 
 /**
  * The client's end of a stream: queues events and slows the server when the caller lags. The
- * server keeps several `onEvent` calls in flight, so every call that arrives while the queue is
- * over its high-water mark waits, and all of them are released together once the caller has
- * drained the queue to half of it, or the stream has ended.
+ * server keeps several calls in flight (batches of events with `onEvents`, or single events with
+ * `onEvent` from a server without batches), so every call that arrives while the queue is over
+ * its high-water mark waits, and all of them are released together once the caller has drained
+ * the queue to half of it, or the stream has ended. A held call holds back its events' credit:
+ * the server sends no more once that is spent.
  */
 export class Sink extends RpcTarget {
   readonly queue: Subscription = new Subscription(Infinity, 0);
   #waiting: Array<() => void> = [];
   #highWater = 64;
 
+  onEvents(events: StreamEvent[]): Promise<void> | void {
+    if (!Array.isArray(events)) {
+      throw new InvalidAgentResponseError("Invalid stream batch: events must be a list");
+    }
+    for (const event of events) this.queue.push(event);
+    return this.#hold();
+  }
+
   onEvent(event: StreamEvent): Promise<void> | void {
     this.queue.push(event);
+    return this.#hold();
+  }
+
+  #hold(): Promise<void> | void {
     if (this.queue.pending >= this.#highWater && !this.queue.done) {
       return new Promise((resolve) => this.#waiting.push(resolve));
     }
@@ -350,7 +364,12 @@ export class WebSocketSession {
     };
     signal.addEventListener("abort", abandon, { once: true });
     try {
-      conn.cap = await conn.root.authenticate(credentials, this.#options.authOptions);
+      // Every sink of this session is a Sink, which takes batches (`onEvents`). A server that
+      // does not know the option ignores it and calls `onEvent` per event.
+      conn.cap = await conn.root.authenticate(credentials, {
+        ...this.#options.authOptions,
+        batchEvents: true,
+      });
     } catch (err) {
       abandon();
       if (signal.aborted) throw signal.reason;

@@ -82,6 +82,11 @@ export interface ServerLimits {
   subscriberBufferBytes?: number;
   /** Sink calls in flight per stream (default 32). */
   streamWindow?: number;
+  /**
+   * Events unacknowledged per stream, for clients that take batches (default 32 ×
+   * `streamWindow`, 1024): the credit that lets a slow consumer slow the producer.
+   */
+  streamCredit?: number;
   /** Lifetime of a ticket from `POST /a2a/auth`, in milliseconds (default 30 000). */
   ticketTtlMs?: number;
   /** Unused tickets one user may hold; a new one drops that user's oldest (default 100). */
@@ -493,6 +498,9 @@ export function createHandler(options: HandlerOptions): A2AHandler {
       agentCard: () => card,
       transport,
       ...(limits.streamWindow !== undefined && { streamWindow: limits.streamWindow }),
+      ...(limits.streamCredit !== undefined && { streamCredit: limits.streamCredit }),
+      // A batch must fit in one message to the client, with room for its framing.
+      maxBatchBytes: Math.max(1, Math.min(1024 * 1024, Math.floor(maxEventBytes / 4))),
       ...(address !== undefined && { address }),
       ...auth,
     });

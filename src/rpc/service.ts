@@ -19,7 +19,7 @@ import {
 } from "../errors/errors.ts";
 import type { CallContext, RequestHandler } from "../tasks/request_handler.ts";
 import type { StreamEvent } from "../tasks/store.ts";
-import type { Subscription } from "../tasks/subscription.ts";
+import { eventBytesBound, type Subscription } from "../tasks/subscription.ts";
 import type { AgentCard } from "../types/agent_card.ts";
 import type { Task } from "../types/core.ts";
 import type {
@@ -40,6 +40,7 @@ const log = getLogger(["a2a-capnweb", "rpc"]);
 /** What a stub of a client's sink offers on the server side. */
 interface SinkStub {
   onEvent(event: StreamEvent): Promise<unknown>;
+  onEvents(events: StreamEvent[]): Promise<unknown>;
   onEnd(): Promise<unknown>;
   onError(error: unknown): Promise<unknown>;
   dup(): SinkStub;
@@ -67,8 +68,18 @@ export interface ServiceContext {
   agentCard: () => AgentCard;
   /** The transport: streams need a WebSocket, since a batch ends with its response. */
   transport: "websocket" | "batch";
-  /** How many sink calls may be in flight per stream. */
+  /** How many sink calls may be in flight per stream (default 32). */
   streamWindow?: number;
+  /**
+   * How many events may be in unresolved `onEvents` calls per stream, for a client that takes
+   * batches (default 32 events per call of `streamWindow`: 1024).
+   */
+  streamCredit?: number;
+  /**
+   * The most bytes of events (by `eventBytesBound`) in one `onEvents` call (default 1 MiB). Keep
+   * it well under the size limit of a message sent: a batch over that limit fails its stream.
+   */
+  maxBatchBytes?: number;
   /** The client's address, for the failed-login throttle (unknown when absent). */
   address?: string;
   /** Called after each failed `authenticate`, so the connection can end after a few. */
@@ -187,7 +198,7 @@ export class A2AService extends RpcTarget {
    */
   authenticate(credentials: unknown, options?: unknown): Promise<A2ACapability> {
     return guard(async () => {
-      const { version, extensions } = parseAuthOptions(options);
+      const { version, extensions, batchEvents } = parseAuthOptions(options);
       if (!isSupportedVersion(version)) throw new VersionNotSupportedError(version);
       this.#ctx.handler.requireExtensions(extensions);
       if (this.#ctx.authBlocked?.()) {
@@ -203,19 +214,31 @@ export class A2AService extends RpcTarget {
         throw err;
       }
       this.#ctx.session.setPrincipal(principal);
-      return new A2ACapability(this.#ctx, { userId: principal.userId, origin: this.#ctx.origin });
+      return new A2ACapability(
+        this.#ctx,
+        { userId: principal.userId, origin: this.#ctx.origin },
+        { batchEvents },
+      );
     });
   }
 }
 
-function parseAuthOptions(options: unknown): { version: string; extensions: string[] } {
-  if (options === undefined || options === null) return { version: "1.0", extensions: [] };
+function parseAuthOptions(
+  options: unknown,
+): { version: string; extensions: string[]; batchEvents: boolean } {
+  if (options === undefined || options === null) {
+    return { version: "1.0", extensions: [], batchEvents: false };
+  }
   if (typeof options !== "object") {
     throw new InvalidParamsError("Invalid params: options must be an object", [
       { field: "options", description: "must be an object" },
     ]);
   }
-  const { version, extensions } = options as { version?: unknown; extensions?: unknown };
+  const { version, extensions, batchEvents } = options as {
+    version?: unknown;
+    extensions?: unknown;
+    batchEvents?: unknown;
+  };
   if (version !== undefined && typeof version !== "string") {
     throw new InvalidParamsError("Invalid params: options.version must be a string", [
       { field: "options.version", description: "must be a string" },
@@ -229,7 +252,12 @@ function parseAuthOptions(options: unknown): { version: string; extensions: stri
       { field: "options.extensions", description: "must be a list of strings" },
     ]);
   }
-  return { version: version ?? "1.0", extensions: extensions ?? [] };
+  if (batchEvents !== undefined && typeof batchEvents !== "boolean") {
+    throw new InvalidParamsError("Invalid params: options.batchEvents must be a boolean", [
+      { field: "options.batchEvents", description: "must be a boolean" },
+    ]);
+  }
+  return { version: version ?? "1.0", extensions: extensions ?? [], batchEvents: !!batchEvents };
 }
 
 /** A handle on a running stream: `cancel()` stops it and releases the sink on the server. */
@@ -266,17 +294,21 @@ export class A2ACapability extends RpcTarget {
   #call: CallContext;
   #revoked = false;
   #untrack: () => void;
+  #batchEvents: boolean;
 
   /**
    * Creates the capability of one authenticated user.
    *
    * @param ctx The connection's context.
    * @param call The authenticated caller.
+   * @param options `batchEvents`: the client's sinks take `onEvents` batches (it said so in
+   *   `authenticate`).
    */
-  constructor(ctx: ServiceContext, call: CallContext) {
+  constructor(ctx: ServiceContext, call: CallContext, options: { batchEvents?: boolean } = {}) {
     super();
     this.#ctx = ctx;
     this.#call = call;
+    this.#batchEvents = options.batchEvents ?? false;
     this.#untrack = ctx.session.track(this);
   }
 
@@ -448,7 +480,16 @@ export class A2ACapability extends RpcTarget {
     };
     const resource = { [Symbol.dispose]: stop };
     const untrack = this.#ctx.session.track(resource);
-    pump(sub, sink, this.#ctx.streamWindow ?? 32, () => cancelled).finally(() => {
+    const window = this.#ctx.streamWindow ?? 32;
+    const delivery: Delivery = this.#batchEvents
+      ? {
+        window,
+        credit: Math.max(1, this.#ctx.streamCredit ?? window * 32),
+        maxEvents: MAX_BATCH_EVENTS,
+        maxBytes: this.#ctx.maxBatchBytes ?? MAX_BATCH_BYTES,
+      }
+      : { window, credit: window, maxEvents: 1, maxBytes: Infinity };
+    pump(sub, sink, delivery, () => cancelled).finally(() => {
       untrack();
       sink[Symbol.dispose]();
     });
@@ -487,26 +528,90 @@ function requireSink(sink: unknown): SinkStub {
   return s;
 }
 
-/** Delivers a subscription's events to a sink, keeping up to `window` calls in flight. */
+/** The most events in one `onEvents` call. */
+const MAX_BATCH_EVENTS = 256;
+/** The most bytes of events (their upper bounds) in one `onEvents` call by default. */
+const MAX_BATCH_BYTES = 1024 * 1024;
+
+/**
+ * How a stream's events go to its sink. With `maxEvents` 1 it is one `onEvent` call per event,
+ * for clients that did not ask for batches; otherwise one `onEvents` call per batch.
+ */
+interface Delivery {
+  /** Sink calls in flight, at most. */
+  window: number;
+  /** Events in unresolved sink calls, at most. */
+  credit: number;
+  /** Events in one call, at most. */
+  maxEvents: number;
+  /** Bytes of events (upper bounds) in one call, at most; a larger event goes alone. */
+  maxBytes: number;
+}
+
+/**
+ * Delivers a subscription's events to a sink. Each call takes every event queued at that moment,
+ * within the caps of `delivery`: under backlog the calls carry many events, and a lone event goes
+ * out at once.
+ */
 async function pump(
   sub: Subscription,
   sink: SinkStub,
-  window: number,
+  delivery: Delivery,
   cancelled: () => boolean,
 ): Promise<void> {
-  const inflight: Promise<void>[] = [];
+  const { window, credit, maxEvents, maxBytes } = delivery;
+  const inflight: Array<{ settled: Promise<void>; events: number }> = [];
+  let unacked = 0;
   let failure: unknown = undefined;
   const noteFailure = (err: unknown) => {
     failure ??= err;
     sub.close();
   };
+  const settleOldest = async () => {
+    const call = inflight.shift()!;
+    await call.settled;
+    unacked -= call.events;
+  };
+  const send = (events: StreamEvent[]) => {
+    unacked += events.length;
+    const call = maxEvents === 1 ? sink.onEvent(events[0]!) : sink.onEvents(events);
+    inflight.push({ settled: call.then(() => {}, noteFailure), events: events.length });
+  };
+  // An event taken from the subscription that did not fit in the last batch. It counts as handed
+  // to the sink (the subscription's lastSeq includes it, and so would an overflow's), so it
+  // starts the next batch, which is sent before the subscription is read again.
+  let carry: StreamEvent | undefined;
   try {
-    for await (const event of sub) {
-      inflight.push(sink.onEvent(event).then(() => {}, noteFailure));
-      if (inflight.length >= window) await inflight.shift();
-      if (failure !== undefined) break;
+    while (failure === undefined) {
+      while (inflight.length > 0 && (inflight.length >= window || unacked >= credit)) {
+        await settleOldest();
+      }
+      if (failure !== undefined || cancelled()) break;
+      let first = carry;
+      carry = undefined;
+      if (first === undefined) {
+        const r = await sub.next();
+        if (r.done) break;
+        first = r.value;
+      }
+      const batch = [first];
+      let bytes = maxEvents === 1 ? 0 : eventBytesBound(first);
+      const room = Math.min(maxEvents, credit - unacked);
+      // Only what is queued already: a batch never waits for the producer.
+      while (batch.length < room && sub.pending > 0) {
+        const r = await sub.next();
+        if (r.done) break;
+        const size = eventBytesBound(r.value);
+        if (bytes + size > maxBytes) {
+          carry = r.value;
+          break;
+        }
+        bytes += size;
+        batch.push(r.value);
+      }
+      send(batch);
     }
-    await Promise.all(inflight);
+    await Promise.all(inflight.map((c) => c.settled));
     if (failure !== undefined) {
       log.debug("Stream sink failed; ending the stream: {error}", { error: failure });
       // An event refused for its size (by the transport on either side) fails with an A2A
@@ -519,7 +624,7 @@ async function pump(
     }
     if (!cancelled()) await sink.onEnd();
   } catch (err) {
-    await Promise.all(inflight);
+    await Promise.all(inflight.map((c) => c.settled));
     if (failure === undefined && !cancelled()) {
       await sink.onError(toWireError(err)).catch(() => {});
     }

@@ -3,12 +3,18 @@
 import type { StreamEvent } from "../tasks/store.ts";
 
 /**
- * The callback a client passes to a streaming method. The server calls `onEvent` for each
- * event in order, then exactly one of `onEnd` or `onError`.
+ * The callback a client passes to a streaming method. The server delivers the events in order,
+ * then calls exactly one of `onEnd` or `onError`. It calls `onEvents` with batches when the
+ * client passed `batchEvents: true` to `authenticate`, and `onEvent` per event otherwise.
  */
 export interface StreamSink {
   /** Receives one event. The server keeps a bounded number of these calls in flight. */
   onEvent(event: StreamEvent): void | Promise<void>;
+  /**
+   * Receives the next events, consecutive and in order (at least one). The server keeps a
+   * bounded number of events in unresolved calls: resolving later slows the stream.
+   */
+  onEvents?(events: StreamEvent[]): void | Promise<void>;
   /** The stream ended normally. */
   onEnd(): void | Promise<void>;
   /** The stream ended with an error (an A2A error with `code`). */
@@ -21,6 +27,8 @@ export interface AuthenticateOptions {
   version?: string;
   /** Extension URIs the client wants to use (`A2A-Extensions`). */
   extensions?: string[];
+  /** The client's sinks take batches: the server calls `onEvents` instead of `onEvent`. */
+  batchEvents?: boolean;
 }
 
 /**
