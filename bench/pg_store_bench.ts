@@ -10,6 +10,7 @@
 // tests do (tests/pg_cluster.ts: fsync and synchronous_commit off, so commits do not wait for a
 // disk; with them on, a commit costs at least one WAL flush).
 
+import postgres from "postgres";
 import { type AgentExecutor, type Task, TaskManager } from "../mod.ts";
 import { PostgresTaskStore, type PostgresTaskStoreOptions } from "../src/tasks/pg_store.ts";
 import type { StreamEvent } from "../src/tasks/store.ts";
@@ -156,7 +157,29 @@ async function managerToStore(url: string, n: number): Promise<void> {
   }
 }
 
+/** The floor under a commit: one round trip of `SELECT 1` on the same machine. */
+async function roundTrip(url: string): Promise<void> {
+  const sql = postgres(url, { max: 1, onnotice: () => {}, max_lifetime: null });
+  try {
+    for (let i = 0; i < 200; i++) await sql`SELECT 1`;
+    const times: number[] = [];
+    for (let i = 0; i < 2000; i++) {
+      const t0 = performance.now();
+      await sql`SELECT 1`;
+      times.push(performance.now() - t0);
+    }
+    times.sort((a, b) => a - b);
+    say(
+      `SELECT 1 round trip: p50 ${formatMs(quantile(times, 0.5))}, ` +
+        `p99 ${formatMs(quantile(times, 0.99))}`,
+    );
+  } finally {
+    await sql.end();
+  }
+}
+
 const url = await database();
+await roundTrip(url);
 say(`${EVENTS} artifact chunks of one task, committed one after another on store A`);
 await storeToStore(url, "warm-up", Math.min(500, EVENTS), {}, {});
 await storeToStore(url, "A → watch on B, with doorbells", EVENTS, {}, {});

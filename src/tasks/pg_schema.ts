@@ -209,6 +209,8 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = 'A2A04', MESSAGE = old.last_seq::text;
   END IF;
   IF NOT had THEN
+    -- Serialized with a push config put for the task before it exists (no row to lock yet).
+    PERFORM pg_advisory_xact_lock(4243, hashtext(p_id));
     IF NOT p_created AND EXISTS (SELECT 1 FROM a2a_evicted WHERE task_id = p_id) THEN
       RAISE EXCEPTION USING ERRCODE = 'A2A03', MESSAGE = 'evicted';
     END IF;

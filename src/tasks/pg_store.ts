@@ -51,6 +51,8 @@ const WATCH_FAILURES = 5;
 const CONTEXT_KEYS = 1000;
 /** A process row whose heartbeat is older than this many lease times is deleted. */
 const STALE_LEASES = 100;
+/** The class id of the advisory lock on a task id (as the commit function takes it). */
+const TASK_LOCK = 4243;
 /** The longest pause between attempts to listen again after the connection dropped. */
 const RELISTEN_MAX_MS = 5000;
 
@@ -105,6 +107,8 @@ interface Tail {
   /** When the last read started (`performance.now()`), and the timer of the next one. */
   readAt: number;
   timer: ReturnType<typeof setTimeout> | undefined;
+  /** A read left out events of this store's commits in flight: their delivery reads again. */
+  heldBack: boolean;
   failures: number;
 }
 
@@ -220,6 +224,8 @@ export class PostgresTaskStore implements SharedTaskStore, AsyncDisposable {
   #closed = false;
   #closing: Promise<void> | undefined;
   #tails = new Map<string, Tail>();
+  /** The seqs of this store's commits in flight, by task: reads hold them back from watches. */
+  #committing = new Map<string, Set<number>>();
   #cancelListener: ((taskId: string) => void) | undefined;
   #deliveriesListener: (() => void) | undefined;
   #tickets: PostgresTicketStore | undefined;
@@ -331,17 +337,38 @@ export class PostgresTaskStore implements SharedTaskStore, AsyncDisposable {
   commit(record: TaskRecord, change: TaskChange): Promise<void> {
     const event = change.event;
     const eventJson = jsonText(event);
+    const id = record.task.id;
+    // Until the caller has this commit's answer, reads hold its event back from this store's
+    // watches (a read can see the transaction before its answer arrives).
+    if (event) {
+      let seqs = this.#committing.get(id);
+      if (!seqs) this.#committing.set(id, seqs = new Set());
+      seqs.add(event.seq);
+    }
     const written = this.#write(record, change, eventJson);
     if (event && eventJson !== null) {
-      // This store's own watches get the event without a read, but only once the caller has the
-      // commit's answer: this reaction, registered before the caller's, queues the delivery
-      // behind the caller's continuation, so a caller updates its state before its watches see.
+      // The watches then get the event without a read: this reaction, registered before the
+      // caller's, queues the delivery behind the caller's continuation.
       written.then(
-        () => Promise.resolve().then(() => this.#delivered(record.task.id, event.seq, eventJson)),
-        () => {},
+        () =>
+          Promise.resolve().then(() => {
+            this.#committed(id, event.seq);
+            this.#delivered(id, event.seq, eventJson);
+          }),
+        () => {
+          this.#committed(id, event.seq);
+          const tail = this.#tails.get(id);
+          if (tail) this.#ring(tail);
+        },
       );
     }
     return written;
+  }
+
+  #committed(taskId: string, seq: number): void {
+    const seqs = this.#committing.get(taskId);
+    seqs?.delete(seq);
+    if (seqs?.size === 0) this.#committing.delete(taskId);
   }
 
   async #write(record: TaskRecord, change: TaskChange, eventJson: string | null): Promise<void> {
@@ -390,8 +417,10 @@ export class PostgresTaskStore implements SharedTaskStore, AsyncDisposable {
         w.onError(err);
       }
     }
-    if (behind) this.#ring(tail);
-    else this.#dropIfIdle(tail);
+    if (behind || (tail.heldBack && !this.#committing.has(taskId))) {
+      tail.heldBack = false;
+      this.#ring(tail);
+    } else this.#dropIfIdle(tail);
   }
 
   async #commitOnce(
@@ -583,9 +612,16 @@ export class PostgresTaskStore implements SharedTaskStore, AsyncDisposable {
     }
     const config = jsonText(record.config);
     await this.#sql.begin(async (tx) => {
-      // Locked against commits, so that a new config's cursor is the task's latest seq.
-      const task = await tx<{ last_seq: number }[]>`
+      // Locked against commits, so that a new config's cursor is the task's latest seq; before
+      // the task exists, against its creation (an advisory lock on its id), which then sees
+      // the config and queues it.
+      let task = await tx<{ last_seq: number }[]>`
         SELECT last_seq FROM a2a_tasks WHERE id = ${taskId} FOR KEY SHARE`;
+      if (task.length === 0) {
+        await tx`SELECT pg_advisory_xact_lock(${TASK_LOCK}::integer, hashtext(${taskId}))`;
+        task = await tx<{ last_seq: number }[]>`
+          SELECT last_seq FROM a2a_tasks WHERE id = ${taskId} FOR KEY SHARE`;
+      }
       if (task.length === 0) {
         const gone = await tx`SELECT 1 FROM a2a_evicted WHERE task_id = ${taskId}`;
         if (gone.length > 0) throw new TaskNotFoundError(taskId);
@@ -697,6 +733,7 @@ export class PostgresTaskStore implements SharedTaskStore, AsyncDisposable {
         again: false,
         readAt: -Infinity,
         timer: undefined,
+        heldBack: false,
         failures: 0,
       };
       this.#tails.set(taskId, tail);
@@ -936,6 +973,13 @@ export class PostgresTaskStore implements SharedTaskStore, AsyncDisposable {
       // A backlog: the next read follows at once.
       tail.again = true;
       tail.readAt = -Infinity;
+    }
+    const held = this.#committing.get(tail.taskId);
+    if (held) {
+      const limit = Math.min(...held);
+      const kept = rows.filter((r) => r.seq < limit);
+      if (kept.length < rows.length) tail.heldBack = true;
+      rows = kept;
     }
     for (const w of [...tail.watchers]) {
       if (this.#closed) return;
