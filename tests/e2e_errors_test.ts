@@ -175,14 +175,20 @@ Deno.test("authenticate() accepts a patch version and ProtoJSON nulls mean unset
 
 Deno.test("an HTTP batch whose chunked body exceeds the limit gets 413", async () => {
   await using server = startServer({ limits: { maxMessageBytes: 1024 } });
-  const chunk = new TextEncoder().encode("x".repeat(512));
-  const body = new ReadableStream<Uint8Array>({
-    start(c) {
-      for (let i = 0; i < 4; i++) c.enqueue(chunk);
-      c.close();
-    },
-  });
-  const res = await fetch(`${server.url}/a2a/capnweb`, { method: "POST", body });
-  assert.equal(res.status, 413);
-  await res.body?.cancel();
+  // Written by hand over TCP: fetch's own upload of a streamed body may still be running when the
+  // 413 arrives, which the op sanitizer would report as a leak of this test.
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+  const chunk = `200\r\n${"x".repeat(512)}\r\n`;
+  await conn.write(new TextEncoder().encode(
+    "POST /a2a/capnweb HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n" +
+      "Connection: close\r\n\r\n" + chunk.repeat(4) + "0\r\n\r\n",
+  ));
+  let response = "";
+  const buf = new Uint8Array(4096);
+  for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
+    response += new TextDecoder().decode(buf.subarray(0, n));
+  }
+  conn.close();
+  assert.match(response, /^HTTP\/1\.1 413 /);
+  assert.match(response, /Request body is larger than 1024 bytes/);
 });
