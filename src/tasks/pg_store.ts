@@ -41,6 +41,12 @@ const log = getLogger(["a2a-capnweb", "pg"]);
 const EVICT_BATCH = 100;
 /** The longest pause between eviction rounds when no task ends, in milliseconds. */
 const EVICT_EVERY_MS = 60_000;
+/**
+ * The least time between two eviction rounds that commits ask for: a round reads up to
+ * `maxTerminalTasks` index entries to find its cutoff, so one per ended task would cost more
+ * than the commits under load. Tasks that end meanwhile wait for the next round (at most this long).
+ */
+const EVICT_MIN_GAP_MS = 1000;
 /** How many events one watch read returns at most; a full batch is followed by another read. */
 const WATCH_BATCH = 1000;
 /** The least time between two reads of one task's log that doorbells start, in milliseconds. */
@@ -242,6 +248,9 @@ export class PostgresTaskStore implements SharedTaskStore, AsyncDisposable {
   #eventsListen: Promise<void> | undefined;
   #rounds: Promise<unknown> = Promise.resolve();
   #queued = false;
+  /** When the last round that a commit asked for started, and the timer of a deferred one. */
+  #lastRoundAt = -Infinity;
+  #deferred: ReturnType<typeof setTimeout> | undefined;
 
   private constructor(sql: Sql, listener: Sql, options: PostgresTaskStoreOptions) {
     this.#sql = sql;
@@ -392,7 +401,23 @@ export class PostgresTaskStore implements SharedTaskStore, AsyncDisposable {
         throw this.#commitError(id, event, again);
       }
     }
-    if (ended) this.#schedule();
+    if (ended) this.#scheduleSoon();
+  }
+
+  /** Asks for a round after a commit ended a task: now, or after the gap since the last one. */
+  #scheduleSoon(): void {
+    if (this.#deferred !== undefined || this.#closed) return;
+    const wait = this.#lastRoundAt + EVICT_MIN_GAP_MS - Date.now();
+    if (wait <= 0) {
+      this.#lastRoundAt = Date.now();
+      this.#schedule();
+      return;
+    }
+    this.#deferred = setTimeout(() => {
+      this.#deferred = undefined;
+      this.#scheduleSoon();
+    }, wait);
+    Deno.unrefTimer(this.#deferred);
   }
 
   /**
@@ -878,6 +903,7 @@ export class PostgresTaskStore implements SharedTaskStore, AsyncDisposable {
     clearInterval(this.#heartbeatTimer);
     clearInterval(this.#pollTimer);
     clearInterval(this.#evictTimer);
+    clearTimeout(this.#deferred);
     clearTimeout(this.#relistenTimer);
     const tails = [...this.#tails.values()];
     this.#tails.clear();
