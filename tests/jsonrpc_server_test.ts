@@ -422,3 +422,31 @@ Deno.test("a request nested 100,000 levels deep gets -32602 naming the limit, an
   assert.match(deepRes.body.error.message, /nested deeper than 64 levels/);
   assert.equal(healthy.body.result.task.status.state, "TASK_STATE_COMPLETED");
 });
+
+Deno.test("a trailing slash reaches the same endpoint: /a2a/jsonrpc/ and the card path", async () => {
+  await using server = startServer();
+  const res = await fetch(`${server.url}/a2a/jsonrpc/`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      authorization: `Bearer ${TOKENS.alice}`,
+      "a2a-version": "1.0",
+    },
+    body: JSON.stringify({
+      jsonrpc: "2.0",
+      id: 7,
+      method: "SendMessage",
+      params: { message: userMessage("slash") },
+    }),
+  });
+  assert.equal(res.status, 200);
+  const body = await res.json();
+  assert.equal(body.id, 7);
+  assert.equal(body.result.task.status.state, "TASK_STATE_COMPLETED");
+  const card = await fetch(`${server.url}/.well-known/agent-card.json/`);
+  assert.equal(card.status, 200);
+  assert.equal((await card.json()).name, demoAgentCard.name);
+  const missing = await fetch(`${server.url}/nope/`);
+  assert.equal(missing.status, 404);
+  await missing.body?.cancel();
+});

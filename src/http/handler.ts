@@ -684,7 +684,9 @@ export function createHandler(options: HandlerOptions): A2AHandler {
   const handler = (async (req: Request, info?: ConnectionInfo): Promise<Response> => {
     const address = clientAddress(req, info);
     if (address !== undefined) addresses.set(req, address);
-    const path = new URL(req.url).pathname;
+    // `/a2a/jsonrpc/` is what many HTTP clients make of a base URL: the same endpoint.
+    const raw = new URL(req.url).pathname;
+    const path = raw.length > 1 && raw.endsWith("/") ? raw.slice(0, -1) : raw;
     const origin = req.headers.get("origin");
     const allowed = originAllowed(origin, req);
     const cors = (res: Response) =>
