@@ -217,7 +217,7 @@ Deno.test("DeleteTaskPushNotificationConfig answers {} (google.protobuf.Empty)",
   const taskId = sent.body.result.task.id;
   const created = await rpc(server, "CreateTaskPushNotificationConfig", {
     taskId,
-    url: "https://example.com/hook",
+    url: "https://93.184.216.34/hook",
   });
   assert.equal(created.body.result.taskId, taskId);
   const deleted = await rpc(server, "DeleteTaskPushNotificationConfig", {
@@ -449,4 +449,50 @@ Deno.test("a trailing slash reaches the same endpoint: /a2a/jsonrpc/ and the car
   const missing = await fetch(`${server.url}/nope/`);
   assert.equal(missing.status, 404);
   await missing.body?.cancel();
+});
+
+Deno.test("proto field names work as the JSON names do, and one field under both names is -32602", async () => {
+  await using server = startServer();
+  const call = async (method: string, params: unknown) => {
+    const res = await fetch(`${server.url}/a2a/jsonrpc`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        authorization: `Bearer ${TOKENS.alice}`,
+        "a2a-version": "1.0",
+      },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
+    });
+    return await res.json();
+  };
+  const contextId = crypto.randomUUID();
+  const sent = await call("SendMessage", {
+    message: { ...userMessage("snake"), context_id: contextId },
+  });
+  const taskId = sent.result.task.id;
+  assert.equal(sent.result.task.contextId, contextId);
+  await call("SendMessage", { message: userMessage("other") });
+  // A filter and a limit sent by their proto names take effect.
+  const listed = await call("ListTasks", {
+    context_id: contextId,
+    page_size: 1,
+    history_length: 0,
+  });
+  assert.deepEqual(listed.result.tasks.map((t: { id: string }) => t.id), [taskId]);
+  assert.equal(listed.result.tasks[0].history, undefined);
+  const got = await call("GetTask", { id: taskId, history_length: 1 });
+  assert.equal(got.result.history.length, 1);
+  // A push config names its task as task_id.
+  const created = await call("CreateTaskPushNotificationConfig", {
+    task_id: taskId,
+    url: "https://93.184.216.34/hook",
+  });
+  assert.equal(created.error?.code ?? 0, 0, JSON.stringify(created.error));
+  assert.equal(created.result.taskId, taskId);
+  const both = await call("GetTask", { id: taskId, historyLength: 1, history_length: 2 });
+  assert.equal(both.error.code, -32602);
+  assert.match(
+    both.error.message,
+    /historyLength is sent twice, as history_length and as historyLength/,
+  );
 });

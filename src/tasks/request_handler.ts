@@ -47,27 +47,43 @@ export interface CallContext {
 const JSON_FIELDS = new Set(["metadata", "data", "params", "header"]);
 
 /**
- * Drops object members whose value is null, as ProtoJSON reads null as "not set", except
- * inside Struct and Value fields, where null is data.
+ * Reads a value from the network as ProtoJSON does: a member whose value is null is not set
+ * (except inside Struct and Value fields, where null is data), and a field may be named by its
+ * lowerCamelCase JSON name or by its proto name (`history_length` is `historyLength`). Names
+ * inside Struct and Value fields (`metadata`, `data`, ...) are data and kept as sent.
  *
  * @param value A value from the network.
- * @returns The value without null members.
+ * @returns The value with null members dropped and field names in lowerCamelCase.
+ * @throws {InvalidParamsError} When one field is sent under both of its names.
  */
-export function dropNulls(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(dropNulls);
+export function normalizeInput(value: unknown, path = ""): unknown {
+  if (Array.isArray(value)) return value.map((v, i) => normalizeInput(v, `${path}[${i}]`));
   if (typeof value !== "object" || value === null) return value;
   if (Object.getPrototypeOf(value) !== Object.prototype && Object.getPrototypeOf(value) !== null) {
     return value;
   }
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) {
+  for (const [name, v] of Object.entries(value)) {
+    const k = name.includes("_") ? camelCase(name) : name;
+    if (k !== name && Object.hasOwn(value, k)) {
+      const field = path ? `${path}.${k}` : k;
+      throw new InvalidParamsError(
+        `Invalid params: ${field} is sent twice, as ${name} and as ${k}`,
+        [{ field, description: `send either ${k} or ${name}, not both` }],
+      );
+    }
     // ProtoJSON: null is a field's default, except in a `google.protobuf.Value` field (a data
     // part's `data`), where it is the JSON null. A JSON field's contents are data, kept as sent.
     if (v === null) {
       if (k === "data") out[k] = v;
-    } else out[k] = JSON_FIELDS.has(k) ? v : dropNulls(v);
+    } else out[k] = JSON_FIELDS.has(k) ? v : normalizeInput(v, path ? `${path}.${k}` : k);
   }
   return out;
+}
+
+/** `history_length` → `historyLength`, as protoc derives JSON names. */
+function camelCase(name: string): string {
+  return name.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 }
 
 /**
@@ -87,7 +103,7 @@ export function parseParams<T>(schema: z.ZodType<T>, value: unknown, prefix = ""
       [{ field: prefix || "(params)", description: `must nest at most ${MAX_JSON_DEPTH} levels` }],
     );
   }
-  const result = schema.safeParse(value === undefined ? {} : dropNulls(value));
+  const result = schema.safeParse(value === undefined ? {} : normalizeInput(value));
   if (result.success) return result.data;
   const violations = result.error.issues.map((issue) => {
     const path = [prefix, ...issue.path.map(String)].filter((p) => p !== "").join(".");
