@@ -1,4 +1,4 @@
-// The TaskStore contract, run against the in-memory store and the Deno KV store, and recovery
+// The TaskStore contract, run against every store (tests/faulty_store.ts STORES), and recovery
 // after a restart: in the task core, and of a real server process killed mid-task.
 
 import assert from "node:assert/strict";
@@ -19,20 +19,11 @@ import {
   type TaskStore,
   textOf,
 } from "../mod.ts";
+import { STORES } from "./faulty_store.ts";
 import { TOKENS, userMessage } from "./helpers.ts";
 
 const RESTART_MESSAGE = "The server restarted while the task was running";
 const BASE = Date.parse("2025-01-01T00:00:00.000Z");
-
-interface StoreKind {
-  name: string;
-  open(): Promise<TaskStore & { close?(): void }>;
-}
-
-const KINDS: StoreKind[] = [
-  { name: "InMemoryTaskStore", open: () => Promise.resolve(new InMemoryTaskStore()) },
-  { name: "KvTaskStore", open: async () => new KvTaskStore(await Deno.openKv(":memory:")) },
-];
 
 function makeTask(
   id: string,
@@ -72,15 +63,12 @@ async function ids(store: TaskStore, owner: string, q: Partial<TaskQuery> = {}) 
   return (await store.list(owner, query(q))).records.map((r) => r.task.id);
 }
 
-for (const kind of KINDS) {
-  const test = (name: string, fn: (store: TaskStore) => Promise<void>) =>
-    Deno.test(`${kind.name} ${name}`, async () => {
-      const store = await kind.open();
-      try {
-        await fn(store);
-      } finally {
-        store.close?.();
-      }
+// The contract every store keeps, on each of them (PostgreSQL too when it is installed).
+for (const [name, open] of STORES) {
+  const test = (title: string, fn: (store: TaskStore) => Promise<void>) =>
+    Deno.test(`${name}: ${title}`, async () => {
+      await using opened = await open();
+      await fn(opened.store);
     });
 
   test("commit() then get() round-trips the record", async (store) => {

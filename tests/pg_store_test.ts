@@ -1,10 +1,11 @@
-// PostgresTaskStore: the TaskStore contract the other stores keep, and what sharing one database
+// PostgresTaskStore (the contract every store keeps runs on it in tests/kv_store_test.ts): its own
+// reads and layout, retention, and what sharing one database
 // between processes adds (seqs written once, watches fed by doorbells or polling alone, leases
 // that lapse, cancel requests that reach the runner), on a throwaway PostgreSQL cluster.
 
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { InternalError, InvalidParamsError, TaskNotFoundError } from "../src/errors/errors.ts";
+import { InvalidParamsError, TaskNotFoundError } from "../src/errors/errors.ts";
 import type { AgentExecutor } from "../src/tasks/executor.ts";
 import { textOf } from "../src/tasks/executor.ts";
 import { PostgresTaskStore, type PostgresTaskStoreOptions } from "../src/tasks/pg_store.ts";
@@ -17,7 +18,7 @@ import type {
   TaskStore,
 } from "../src/tasks/store.ts";
 import { TaskManager } from "../src/tasks/task_manager.ts";
-import type { Message, Task, TaskState } from "../src/types/core.ts";
+import type { Task, TaskState } from "../src/types/core.ts";
 import { userMessage } from "./helpers.ts";
 import { freshDatabase, PG_TEST } from "./pg_cluster.ts";
 
@@ -210,93 +211,6 @@ storeTest(
   },
 );
 
-storeTest("events() replays the log after a seq, in order", async (store) => {
-  let task = makeTask("t1", { state: "TASK_STATE_SUBMITTED" });
-  await put(store, "alice", task);
-  const logged: StreamEvent[] = [{ seq: 1, task }];
-  for (let seq = 2; seq <= 5; seq++) {
-    task = makeTask("t1", { state: "TASK_STATE_WORKING", at: seq });
-    const event = statusEvent(task, seq);
-    await store.commit({ owner: "alice", task, lastSeq: seq }, { event });
-    logged.push(event);
-  }
-  assert.deepEqual(await store.events("t1", 0), logged);
-  assert.deepEqual(await store.events("t1", 3), logged.slice(3));
-  assert.deepEqual(await store.events("t1", 3.5), logged.slice(3));
-  assert.deepEqual(await store.events("t1", -1), logged);
-  assert.deepEqual(await store.events("t1", 5), []);
-  assert.deepEqual(await store.events("t1", 1e12), []);
-  assert.deepEqual(await store.events("other", 0), []);
-  assert.equal((await store.get("t1"))?.lastSeq, 5);
-});
-
-storeTest("list() filters by contextId, status and statusTimestampAfter", async (store) => {
-  await put(store, "alice", makeTask("a", { contextId: "c1", at: 1000 }));
-  await put(store, "alice", makeTask("b", { contextId: "c2", at: 2000 }));
-  await put(
-    store,
-    "alice",
-    makeTask("c", { contextId: "c1", at: 3000, state: "TASK_STATE_WORKING" }),
-  );
-  await put(store, "alice", makeTask("d", { contextId: "c1", at: 4000 }));
-  assert.deepEqual(await ids(store, "alice"), ["d", "c", "b", "a"]);
-  assert.deepEqual(await ids(store, "alice", { contextId: "c1" }), ["d", "c", "a"]);
-  assert.deepEqual(await ids(store, "alice", { status: "TASK_STATE_WORKING" }), ["c"]);
-  assert.deepEqual(await ids(store, "alice", { statusTimestampAfter: BASE + 2000 }), ["d", "c"]);
-  const page = await store.list(
-    "alice",
-    query({ contextId: "c1", status: "TASK_STATE_COMPLETED", statusTimestampAfter: BASE }),
-  );
-  assert.deepEqual(page.records.map((r) => r.task.id), ["d", "a"]);
-  assert.equal(page.totalSize, 2);
-  assert.equal(page.nextPageToken, "");
-  assert.equal((await store.list("alice", query({ contextId: "none" }))).totalSize, 0);
-  // A view trims each listed task.
-  const viewed = await store.list("alice", query({ view: { historyLength: 0, artifacts: false } }));
-  assert.equal(viewed.records.length, 4);
-});
-
-storeTest("list() orders newest first and moves a task when its status changes", async (store) => {
-  await put(store, "alice", makeTask("t1", { at: 1 }));
-  await put(store, "alice", makeTask("t3", { at: 3 }));
-  await put(store, "alice", makeTask("t2", { at: 2 }));
-  await put(store, "alice", makeTask("t2b", { at: 2 }));
-  assert.deepEqual(await ids(store, "alice"), ["t3", "t2b", "t2", "t1"]);
-  const t1 = makeTask("t1", { at: 10, state: "TASK_STATE_WORKING" });
-  await putStatus(store, "alice", t1, 2);
-  assert.deepEqual(await ids(store, "alice"), ["t1", "t3", "t2b", "t2"]);
-  assert.equal((await store.list("alice", query())).totalSize, 4);
-  assert.deepEqual(await ids(store, "alice", { status: "TASK_STATE_WORKING" }), ["t1"]);
-});
-
-storeTest("list() pages through many tasks, each exactly once", async (store) => {
-  const expected: string[] = [];
-  for (let i = 0; i < 57; i++) {
-    const id = `task-${String(i).padStart(3, "0")}`;
-    await put(store, "alice", makeTask(id, { at: Math.floor(i / 3), contextId: `c${i % 2}` }));
-    expected.push(id);
-  }
-  expected.reverse();
-  for (const [filter, want] of [[{}, expected], [{ contextId: "c1" }, undefined]] as const) {
-    const seen: string[] = [];
-    let pageToken = "";
-    let pages = 0;
-    do {
-      const page = await store.list("alice", query({ ...filter, pageSize: 10, pageToken }));
-      assert.equal(page.totalSize, want?.length ?? 28);
-      assert.ok(page.records.length <= 10);
-      seen.push(...page.records.map((r) => r.task.id));
-      pageToken = page.nextPageToken;
-      pages++;
-    } while (pageToken !== "");
-    assert.equal(pages, Math.ceil((want?.length ?? 28) / 10));
-    assert.equal(new Set(seen).size, seen.length);
-    if (want) assert.deepEqual(seen, want);
-    else assert.deepEqual(seen, expected.filter((id) => Number(id.slice(5)) % 2 === 1));
-  }
-  await assert.rejects(() => store.list("alice", query({ pageToken: "nope" })), RangeError);
-});
-
 pgTest("list() reads a page from the owner index, not the user's whole task list", async (db) => {
   const store = await db.open();
   for (let i = 0; i < 300; i++) await put(store, "alice", makeTask(`t${i}`, { at: i }));
@@ -311,43 +225,6 @@ pgTest("list() reads a page from the owner index, not the user's whole task list
   const text = plan.map((r) => r["QUERY PLAN"]).join("\n");
   assert.match(text, /Index (Only )?Scan using a2a_tasks_listing/, text);
   assert.doesNotMatch(text, /Sort/, text);
-});
-
-storeTest("list() shows a user only their own tasks", async (store) => {
-  await put(store, "alice", makeTask("a1"));
-  await put(store, "alice", makeTask("a2", { at: 1 }));
-  await put(store, "bob", makeTask("b1", { contextId: "bobs" }));
-  assert.deepEqual(await ids(store, "alice"), ["a2", "a1"]);
-  const bob = await store.list("bob", query());
-  assert.deepEqual(bob.records.map((r) => r.task.id), ["b1"]);
-  assert.equal(bob.totalSize, 1);
-  assert.equal((await store.list("carol", query())).totalSize, 0);
-});
-
-storeTest("push configs can be created, read, listed, replaced and deleted", async (store) => {
-  const config = (taskId: string, id: string, url: string) => ({
-    owner: "alice",
-    config: { id, taskId, url, token: "secret", authentication: { scheme: "Bearer" } },
-  });
-  assert.equal(await store.getPushConfig("t1", "p1"), undefined);
-  await store.putPushConfig(config("t1", "p1", "https://example.com/1"));
-  await store.putPushConfig(config("t1", "p2", "https://example.com/2"));
-  await store.putPushConfig(config("t2", "p1", "https://example.com/3"));
-  assert.deepEqual(
-    await store.getPushConfig("t1", "p1"),
-    config("t1", "p1", "https://example.com/1"),
-  );
-  assert.deepEqual(
-    (await store.listPushConfigs("t1")).map((r) => r.config.id).sort(),
-    ["p1", "p2"],
-  );
-  await store.putPushConfig(config("t1", "p1", "https://example.com/new"));
-  assert.equal((await store.getPushConfig("t1", "p1"))?.config.url, "https://example.com/new");
-  assert.equal(await store.deletePushConfig("t1", "p1"), true);
-  assert.equal(await store.deletePushConfig("t1", "p1"), false);
-  assert.deepEqual((await store.listPushConfigs("t1")).map((r) => r.config.id), ["p2"]);
-  assert.equal((await store.listPushConfigs("t2")).length, 1);
-  assert.deepEqual(await store.listPushConfigs("t3"), []);
 });
 
 storeTest("a large task, large events and awkward strings round-trip", async (store) => {
@@ -382,37 +259,6 @@ storeTest("a large task, large events and awkward strings round-trip", async (st
   // An id with a NUL character names nothing (PostgreSQL text cannot hold one).
   assert.equal(await store.get("big\u0000"), undefined);
   assert.deepEqual(await store.events("big\u0000", 0), []);
-});
-
-storeTest("commit() refuses to log a seq twice and changes nothing", async (store) => {
-  const task = makeTask("t1", { state: "TASK_STATE_WORKING", text: "first" });
-  task.history = [userMessage("hi")];
-  await put(store, "alice", task);
-  const again = makeTask("t1", { state: "TASK_STATE_COMPLETED", text: "second", at: 9 });
-  again.history = [...task.history, userMessage("more")];
-  for (
-    const change of [
-      { created: true, event: { seq: 1, task: again } },
-      { event: statusEvent(again, 1), historyAppended: 1 },
-      {
-        event: {
-          seq: 0,
-          artifactUpdate: { taskId: "t1", contextId: "ctx", artifact: again.artifacts![0]! },
-        },
-        artifact: { index: 0, fromPart: 0 },
-      },
-    ]
-  ) {
-    await assert.rejects(
-      () => store.commit({ owner: "alice", task: again, lastSeq: change.event.seq }, change),
-      (err: Error) =>
-        err instanceof InternalError && /^Cannot log event \d of task t1/.test(err.message),
-    );
-  }
-  assert.deepEqual(await store.get("t1"), { owner: "alice", task, lastSeq: 1 });
-  assert.deepEqual(await store.events("t1", 0), [{ seq: 1, task }]);
-  assert.deepEqual(await ids(store, "alice", { status: "TASK_STATE_WORKING" }), ["t1"]);
-  assert.equal(await store.findMessage("alice", again.history[1]!.messageId), undefined);
 });
 
 storeTest(
@@ -502,46 +348,6 @@ storeTest(
     assert.equal((await store.findMessage("alice", task.history![0]!.messageId))?.taskId, "t1");
   },
 );
-
-storeTest("findMessage() finds each user message of a task, for its owner only", async (store) => {
-  const first = userMessage("hi");
-  let task: Task = {
-    ...makeTask("t1", { state: "TASK_STATE_INPUT_REQUIRED" }),
-    history: [first],
-  };
-  await put(store, "alice", task);
-  const reply: Message = { messageId: "r1", role: "ROLE_AGENT", parts: [{ text: "more?" }] };
-  task = { ...task, history: [first, reply] };
-  await store.commit({ owner: "alice", task, lastSeq: 2 }, {
-    event: statusEvent(task, 2),
-    historyAppended: 1,
-  });
-  const follow = userMessage("yes", { messageId: `long-${"x".repeat(3000)}`, taskId: "t1" });
-  task = { ...task, history: [first, reply, follow] };
-  await store.commit({ owner: "alice", task, lastSeq: 2 }, { historyAppended: 1 });
-  assert.deepEqual(await store.findMessage("alice", first.messageId), {
-    taskId: "t1",
-    message: first,
-  });
-  assert.deepEqual(await store.findMessage("alice", follow.messageId), {
-    taskId: "t1",
-    message: follow,
-  });
-  assert.equal(await store.findMessage("alice", "r1"), undefined, "an agent message");
-  assert.equal(await store.findMessage("bob", first.messageId), undefined);
-  assert.equal(await store.findMessage("alice", "none"), undefined);
-});
-
-storeTest("unfinished() lists the tasks left SUBMITTED or WORKING", async (store) => {
-  await put(store, "alice", makeTask("s", { state: "TASK_STATE_SUBMITTED" }));
-  await put(store, "alice", makeTask("w", { state: "TASK_STATE_WORKING" }));
-  await put(store, "bob", makeTask("i", { state: "TASK_STATE_INPUT_REQUIRED", contextId: "b" }));
-  await put(store, "bob", makeTask("c", { state: "TASK_STATE_COMPLETED", contextId: "b" }));
-  const list = async () => (await store.unfinished()).map((r) => r.task.id).sort();
-  assert.deepEqual(await list(), ["s", "w"]);
-  await putStatus(store, "alice", makeTask("w", { state: "TASK_STATE_COMPLETED", at: 1 }), 2);
-  assert.deepEqual(await list(), ["s"]);
-});
 
 // ---------------------------------------------------------------------------------------------
 // Context owners and push config counts.

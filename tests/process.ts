@@ -1,6 +1,7 @@
-// A real server process for restart tests: started from server.ts, killed with SIGKILL.
+// A real server process for restart tests on a Deno KV file: started from server.ts, killed with
+// SIGKILL (tests/server_process.ts does the work).
 
-import { TOKENS } from "./helpers.ts";
+import { startServerProcess as start } from "./server_process.ts";
 
 /** A server process started from server.ts. */
 export interface ServerProcess {
@@ -11,59 +12,19 @@ export interface ServerProcess {
 }
 
 /**
- * Starts `server.ts` as a child process on 127.0.0.1 with a KV data path.
+ * Starts `server.ts` as a child process on 127.0.0.1 with a KV data path and a short lease, so
+ * that a test that kills a server restarts it on the same file without a long wait.
  *
  * @param dataPath The `--data` path.
  * @param port The port; 0 picks a free one.
  * @returns The process, once it prints the URL it listens on.
  */
 export async function startServerProcess(dataPath: string, port = 0): Promise<ServerProcess> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "server.ts", "--port", String(port), "--data", dataPath],
-    cwd: new URL("..", import.meta.url),
-    // A short lease: a test that kills a server restarts it on the same file without a long wait.
-    env: {
-      A2A_TOKENS: `alice=${TOKENS.alice},bob=${TOKENS.bob}`,
-      A2A_KV_LEASE_MS: "1500",
-      NO_COLOR: "1",
+  const server = await start({ data: dataPath }, { A2A_KV_LEASE_MS: "1500" }, port);
+  return {
+    url: server.url,
+    kill: async () => {
+      await server.stop("SIGKILL");
     },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let stderr = "";
-  const stderrDone = child.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
-    new WritableStream({ write: (s) => void (stderr += s) }),
-  );
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let stdout = "";
-  let url: string | undefined;
-  let drained: Promise<void> = Promise.resolve();
-  const kill = async () => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // It has exited already.
-    }
-    await child.status;
-    await drained;
-    await stderrDone;
   };
-  try {
-    while (url === undefined) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`The server exited before listening:\n${stdout}\n${stderr}`);
-      stdout += value;
-      url = /listening on (http:\/\/\S+)/.exec(stdout)?.[1];
-    }
-  } catch (err) {
-    drained = reader.cancel();
-    await kill();
-    throw err;
-  }
-  // Keep reading, so that the process never blocks on a full pipe.
-  drained = (async () => {
-    while (!(await reader.read()).done) { /* discard */ }
-  })();
-  return { url, kill };
 }

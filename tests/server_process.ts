@@ -1,5 +1,5 @@
-// Real server processes for the scale-out tests: `deno run server.ts` on a free port of
-// 127.0.0.1, with a PostgreSQL URL, stopped by SIGTERM or killed by SIGKILL.
+// Real server processes for the restart and scale-out tests: `deno run server.ts` on 127.0.0.1,
+// with a Deno KV file or a PostgreSQL URL, stopped by SIGTERM or killed by SIGKILL.
 
 import { TOKENS } from "./helpers.ts";
 
@@ -17,16 +17,21 @@ export interface ServerProcess extends AsyncDisposable {
 
 const SERVER = new URL("../server.ts", import.meta.url).pathname;
 
+/** Where a server process keeps its tasks: a PostgreSQL URL, or a Deno KV file. */
+export type ProcessStore = string | { data: string };
+
 /**
- * Starts `server.ts --port 0 --postgres <url>` and waits until it listens.
+ * Starts `server.ts --postgres <url>` (or `--data <path>`) and waits until it listens.
  *
- * @param postgresUrl The database the processes share.
+ * @param store The database the processes share, or `{ data }` for a Deno KV file.
  * @param env Extra environment, e.g. a short lease for the crash tests.
+ * @param port The port; 0 (the default) picks a free one.
  * @returns The process.
  */
 export async function startServerProcess(
-  postgresUrl: string,
+  store: ProcessStore,
   env: Record<string, string> = {},
+  port = 0,
 ): Promise<ServerProcess> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
@@ -37,9 +42,8 @@ export async function startServerProcess(
       "--allow-write",
       SERVER,
       "--port",
-      "0",
-      "--postgres",
-      postgresUrl,
+      String(port),
+      ...(typeof store === "string" ? ["--postgres", store] : ["--data", store.data]),
     ],
     env: {
       A2A_TOKENS: `alice=${TOKENS.alice},bob=${TOKENS.bob}`,
