@@ -170,6 +170,15 @@ export function clientSession(transport: RpcTransport, maxBytes: number): unknow
  * the queue to half of it, or the stream has ended. A held call holds back its events' credit:
  * the server sends no more once that is spent.
  */
+/**
+ * Subscribes to a capnweb call's result at once. capnweb asks for a result (its `pull` frame)
+ * when `then` is called, and `await` calls it one microtask later, after the client's socket has
+ * written the call: the pull then costs a write of its own. Called here, both leave together.
+ */
+function pulled<T>(result: PromiseLike<T>): Promise<T> {
+  return new Promise<T>((resolve, reject) => result.then(resolve, reject));
+}
+
 export class Sink extends RpcTarget {
   readonly queue: Subscription = new Subscription(Infinity, 0);
   #waiting: Array<() => void> = [];
@@ -508,7 +517,7 @@ export class WebSocketSession {
     while (true) {
       const conn = await this.#currentConn();
       try {
-        return await fn(conn.cap);
+        return await pulled(fn(conn.cap));
       } catch (err) {
         if (!conn.lost) throw fromWireError(err);
         if (conn.fatal) throw conn.fatal;

@@ -153,8 +153,11 @@ export class SizeLimitedTransport implements RpcTransport {
   #ownNextId = 1;
   // Messages for our session that did not come from the peer, and the read they interrupt.
   #injected: string[] = [];
-  #wake: (() => void) | undefined;
-  #pending: Promise<string> | undefined;
+  // The session's read in progress, the inner transport's read in progress, and what that read
+  // brought while nobody was waiting (an injected message answered the session's read first).
+  #waiter: { resolve: (message: string) => void; reject: (err: unknown) => void } | undefined;
+  #reading = false;
+  #arrived: { raw: string } | { error: unknown } | undefined;
   #fatal: Error | undefined;
   #fatalCode = CLOSE_MESSAGE_TOO_BIG;
   // The peer's pushes that we have not been told to release: its calls in flight.
@@ -224,21 +227,49 @@ export class SizeLimitedTransport implements RpcTransport {
    *
    * @returns One capnweb message.
    */
-  async receive(): Promise<string> {
-    while (true) {
-      const next = this.#injected.shift();
-      if (next !== undefined) return next;
-      if (!this.#pending) {
-        this.#pending = this.#inner.receive();
-        // Rejected once the connection closes; whoever is waiting then sees it.
-        this.#pending.catch(() => {});
-      }
-      const woken = new Promise<undefined>((resolve) => this.#wake = () => resolve(undefined));
-      const raw = await Promise.race([this.#pending, woken]);
-      this.#wake = undefined;
-      if (raw === undefined) continue;
-      this.#pending = undefined;
-      return this.#incoming(raw);
+  receive(): Promise<string> {
+    const next = this.#injected.shift();
+    if (next !== undefined) return Promise.resolve(next);
+    const arrived = this.#arrived;
+    if (arrived) {
+      this.#arrived = undefined;
+      return new Promise((resolve, reject) => this.#deliver(arrived, { resolve, reject }));
+    }
+    // No async function and no race: an idle session holds one promise here, not five.
+    return new Promise((resolve, reject) => {
+      this.#waiter = { resolve, reject };
+      if (!this.#reading) this.#read();
+    });
+  }
+
+  #read(): void {
+    this.#reading = true;
+    this.#inner.receive().then(
+      (raw) => this.#arrive({ raw }),
+      (error: unknown) => this.#arrive({ error }),
+    );
+  }
+
+  #arrive(arrived: { raw: string } | { error: unknown }): void {
+    this.#reading = false;
+    const waiter = this.#waiter;
+    if (!waiter) {
+      this.#arrived = arrived;
+      return;
+    }
+    this.#waiter = undefined;
+    this.#deliver(arrived, waiter);
+  }
+
+  #deliver(
+    arrived: { raw: string } | { error: unknown },
+    to: { resolve: (message: string) => void; reject: (err: unknown) => void },
+  ): void {
+    if ("error" in arrived) return to.reject(arrived.error);
+    try {
+      to.resolve(this.#incoming(arrived.raw));
+    } catch (err) {
+      to.reject(err);
     }
   }
 
@@ -269,8 +300,14 @@ export class SizeLimitedTransport implements RpcTransport {
   }
 
   #inject(message: string): void {
-    this.#injected.push(message);
-    this.#wake?.();
+    const waiter = this.#waiter;
+    if (!waiter) {
+      this.#injected.push(message);
+      return;
+    }
+    // The inner read stays in progress; what it brings is kept for the next receive().
+    this.#waiter = undefined;
+    waiter.resolve(message);
   }
 
   #incoming(raw: string | ArrayBuffer): string {

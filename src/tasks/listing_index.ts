@@ -1,5 +1,7 @@
 // One user's tasks kept in the order ListTasks returns them (status timestamp, newest first, then
-// id), so that a page is a binary search and a slice, not a sort of every task.
+// id), so that a page is a search and a short walk, not a sort of every task.
+
+import sortedBtree from "sorted-btree";
 
 /** A task's place in the listing order. */
 export interface ListingKey {
@@ -9,45 +11,36 @@ export interface ListingKey {
   id: string;
 }
 
-/** True when `a` comes before `b`: later timestamp first, then the larger id. */
-function before(a: ListingKey, b: ListingKey): boolean {
-  return a.ts !== b.ts ? a.ts > b.ts : a.id > b.id;
+// The package is CommonJS: its default import is `module.exports`, whose `default` is the class.
+const BTree = sortedBtree.default;
+
+/** Listing order: later timestamp first, then the larger id. */
+function compare(a: ListingKey, b: ListingKey): number {
+  if (a.ts !== b.ts) return a.ts > b.ts ? -1 : 1;
+  return a.id === b.id ? 0 : a.id > b.id ? -1 : 1;
 }
 
-/** A sorted array of listing keys with O(log n) search (and a memmove on insert and delete). */
+/**
+ * The keys in a B+ tree (npm:sorted-btree): O(log n) insert and delete. A sorted array needs a
+ * memmove of the whole array for each of them, since a task whose status changes moves to the
+ * front: at 20,000 tasks that was 35 µs an operation and 10% of the server's CPU under load.
+ */
 export class ListingIndex {
-  readonly #keys: ListingKey[] = [];
+  readonly #keys = new BTree<ListingKey, undefined>(undefined, compare);
 
   /** How many tasks are indexed. */
   get size(): number {
-    return this.#keys.length;
-  }
-
-  /** The position of the first key that does not come before `key`. */
-  #search(key: ListingKey): number {
-    let lo = 0;
-    let hi = this.#keys.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (before(this.#keys[mid]!, key)) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+    return this.#keys.size;
   }
 
   /** Adds a key; a key already there is not added twice. */
   insert(key: ListingKey): void {
-    const at = this.#search(key);
-    const there = this.#keys[at];
-    if (there && there.ts === key.ts && there.id === key.id) return;
-    this.#keys.splice(at, 0, key);
+    this.#keys.set(key, undefined, false);
   }
 
   /** Removes a key, if it is there. */
   delete(key: ListingKey): void {
-    const at = this.#search(key);
-    const there = this.#keys[at];
-    if (there && there.ts === key.ts && there.id === key.id) this.#keys.splice(at, 1);
+    this.#keys.delete(key);
   }
 
   /**
@@ -55,20 +48,17 @@ export class ListingIndex {
    * one), and whether more follow.
    */
   page(cursor: ListingKey | undefined, count: number): { keys: ListingKey[]; more: boolean } {
-    let start = 0;
-    if (cursor) {
-      start = this.#search(cursor);
-      const there = this.#keys[start];
-      if (there && there.ts === cursor.ts && there.id === cursor.id) start++;
+    const keys: ListingKey[] = [];
+    for (const key of this.#keys.keys(cursor)) {
+      if (cursor && compare(key, cursor) === 0) continue;
+      if (keys.length === count) return { keys, more: true };
+      keys.push(key);
     }
-    return {
-      keys: this.#keys.slice(start, start + count),
-      more: start + count < this.#keys.length,
-    };
+    return { keys, more: false };
   }
 
   /** Every key, in order. */
   values(): IterableIterator<ListingKey> {
-    return this.#keys.values();
+    return this.#keys.keys();
   }
 }

@@ -3,6 +3,7 @@
 
 import { InternalError, InvalidParamsError, TaskNotFoundError } from "../errors/errors.ts";
 import { ListingIndex, type ListingKey } from "./listing_index.ts";
+import { FifoMap } from "../util/fifo_map.ts";
 import {
   INTERRUPTED_STATES,
   type Message,
@@ -377,10 +378,10 @@ export class InMemoryTaskStore implements TaskStore {
   #messageIds = new Map<string, string[]>();
   /** Each context's owner and how many kept tasks are in it. */
   #contexts = new Map<string, { owner: string; tasks: number }>();
-  /** Ended tasks by the time they ended, oldest first (a Map keeps insertion order). */
-  #ended = new Map<string, number>();
+  /** Ended tasks by the time they ended, oldest first. */
+  #ended = new FifoMap<string, number>();
   /** The ids of the tasks evicted last, oldest first. */
-  #evicted = new Set<string>();
+  #evicted = new FifoMap<string, true>();
   #retention: Retention;
 
   /**
@@ -480,9 +481,10 @@ export class InMemoryTaskStore implements TaskStore {
   #evict(): void {
     const { maxTerminalTasks, terminalTtlMs, now } = this.#retention;
     const expired = now() - terminalTtlMs;
-    for (const [id, at] of this.#ended) {
+    for (let oldest = this.#ended.first(); oldest; oldest = this.#ended.first()) {
+      const [id, at] = oldest;
       if (this.#ended.size <= maxTerminalTasks && at > expired) break;
-      this.#ended.delete(id);
+      this.#ended.shift();
       const record = this.#tasks.get(id);
       this.#tasks.delete(id);
       this.#events.delete(id);
@@ -498,10 +500,8 @@ export class InMemoryTaskStore implements TaskStore {
         index?.delete({ ts: record.task.status.timestamp ?? "", id });
         if (index?.size === 0) this.#byOwner.delete(record.owner);
       }
-      this.#evicted.add(id);
-      if (this.#evicted.size > RECENTLY_EVICTED) {
-        this.#evicted.delete(this.#evicted.values().next().value!);
-      }
+      this.#evicted.set(id, true);
+      if (this.#evicted.size > RECENTLY_EVICTED) this.#evicted.shift();
     }
   }
 

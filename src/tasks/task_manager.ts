@@ -177,8 +177,17 @@ class ActiveTask {
   }
 }
 
+let lastMs = NaN;
+let lastIso = "";
+
+/** The time as ISO 8601; the text is reused within a millisecond, as bursts of events share it. */
 function now(): string {
-  return new Date().toISOString();
+  const ms = Date.now();
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastIso = new Date(ms).toISOString();
+  }
+  return lastIso;
 }
 
 function isFinal(state: TaskState | undefined): boolean {
