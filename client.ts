@@ -104,8 +104,12 @@ export { JSONRPC_BINDING, JsonRpcClient };
 
 /** Options of {@linkcode A2AClient.connect}. */
 export interface ConnectOptions {
-  /** The bearer token. */
-  token: string;
+  /**
+   * The bearer token. Leave it out for an open agent (one whose card declares no security
+   * requirement): the client then authenticates with no credentials, and an agent that does
+   * require them refuses `connect()` with AuthenticationError.
+   */
+  token?: string;
   /**
    * `"websocket"` (the default when the card offers capnweb), `"batch"` (capnweb, one HTTP
    * request per call, no streaming) or `"jsonrpc"` (the standard JSON-RPC binding, the default
@@ -175,7 +179,7 @@ interface Capability {
 
 interface Root {
   authenticate(
-    credentials: { ticket: string } | { token: string },
+    credentials: { ticket: string } | { token: string } | Record<never, never>,
     options: { version: string; extensions: string[] },
   ): Capability;
   ping(): Promise<{ time: string }>;
@@ -293,6 +297,19 @@ class Pusher extends RpcTarget {
   }
 }
 
+/**
+ * Where an agent's card is: `.well-known/agent-card.json` under the base URL's path (the agent's
+ * base path, which a plain origin does not have), or the URL itself when it names the card.
+ */
+function agentCardUrl(baseUrl: string | URL): URL {
+  const url = new URL(baseUrl);
+  url.search = "";
+  url.hash = "";
+  if (url.pathname.endsWith("/.well-known/agent-card.json")) return url;
+  if (!url.pathname.endsWith("/")) url.pathname += "/";
+  return new URL(".well-known/agent-card.json", url);
+}
+
 /** Picks a card's JSON-RPC interface, preferring one that speaks A2A 1.0. */
 function jsonRpcInterface(card: AgentCard) {
   const all = card.supportedInterfaces.filter((i) =>
@@ -329,14 +346,16 @@ export class A2AClient implements AsyncDisposable {
    * interface instead, which has no session: the token goes with every request, so a refused
    * token fails the first call rather than `connect()`.
    *
-   * @param baseUrl The agent's base URL (where `/.well-known/agent-card.json` is served).
-   * @param options The token and the transport.
+   * @param baseUrl The agent's base URL, with its base path if it has one
+   *   (`https://example.com/agents/echo`): the card is read from `.well-known/agent-card.json`
+   *   under it. A URL that ends in `/.well-known/agent-card.json` is the card's own.
+   * @param options The token (none for an open agent) and the transport.
    * @returns The connected client.
-   * @throws {AuthenticationError} When the token is refused.
+   * @throws {AuthenticationError} When the token is refused, or missing for an agent that needs one.
    */
-  static async connect(baseUrl: string | URL, options: ConnectOptions): Promise<A2AClient> {
+  static async connect(baseUrl: string | URL, options: ConnectOptions = {}): Promise<A2AClient> {
     const doFetch = options.fetch ?? fetch;
-    const cardUrl = new URL("/.well-known/agent-card.json", baseUrl);
+    const cardUrl = agentCardUrl(baseUrl);
     const res = await doFetch(cardUrl, { headers: { accept: "application/json" } });
     if (!res.ok) {
       await res.body?.cancel();
@@ -368,6 +387,11 @@ export class A2AClient implements AsyncDisposable {
     return client;
   }
 
+  /** What `authenticate` gets: the token, or no credentials (`{}`) for an open agent. */
+  #credentials(): { token: string } | Record<never, never> {
+    return this.#options.token !== undefined ? { token: this.#options.token } : {};
+  }
+
   #authOptions() {
     return { version: this.#options.version ?? "1.0", extensions: this.#options.extensions ?? [] };
   }
@@ -376,7 +400,7 @@ export class A2AClient implements AsyncDisposable {
     if (this.transport === "jsonrpc") {
       const o = this.#options;
       this.#jsonrpc = new JsonRpcClient(this.#url, {
-        token: o.token,
+        ...(o.token !== undefined && { token: o.token }),
         ...(o.fetch && { fetch: o.fetch }),
         ...(o.version !== undefined && { version: o.version }),
         ...(o.extensions && { extensions: o.extensions }),
@@ -389,7 +413,7 @@ export class A2AClient implements AsyncDisposable {
       const root = this.#batchRoot();
       try {
         await (root.authenticate(
-          { token: this.#options.token },
+          this.#credentials(),
           this.#authOptions(),
         ) as unknown as Promise<unknown>);
       } catch (err) {
@@ -401,7 +425,7 @@ export class A2AClient implements AsyncDisposable {
     }
     const o = this.#options;
     this.#session = new WebSocketSession(this.#url, {
-      token: o.token,
+      ...(o.token !== undefined && { token: o.token }),
       fetch: o.fetch ?? fetch,
       webSocket: async () => o.webSocket ?? await defaultWebSocket(),
       authOptions: this.#authOptions(),
@@ -442,7 +466,7 @@ export class A2AClient implements AsyncDisposable {
     if (this.transport === "batch") {
       const root = this.#batchRoot();
       try {
-        const cap = root.authenticate({ token: this.#options.token }, this.#authOptions());
+        const cap = root.authenticate(this.#credentials(), this.#authOptions());
         return await fn(cap);
       } catch (err) {
         rethrow(err);
@@ -604,8 +628,9 @@ async function cli(args: string[]): Promise<void> {
     console.error('Usage: deno run -A client.ts BASE_URL "message text"  (token from A2A_TOKEN)');
     Deno.exit(2);
   }
+  // An empty A2A_TOKEN is none, for an open agent (which ignores a token anyway).
   const token = Deno.env.get("A2A_TOKEN") ?? "token-alice";
-  await using client = await A2AClient.connect(base, { token });
+  await using client = await A2AClient.connect(base, token === "" ? {} : { token });
   const message: Message = {
     messageId: crypto.randomUUID(),
     role: "ROLE_USER",

@@ -171,6 +171,7 @@ export type { StoredTicket, TicketStore } from "./src/auth/ticket_store.ts";
 export { PostgresTicketStore } from "./src/auth/pg_ticket_store.ts";
 export {
   type Credentials,
+  DEFAULT_ANONYMOUS_USER_ID,
   Session,
   SessionManager,
   type SessionManagerOptions,
@@ -215,4 +216,7 @@ export {
   type JsonRpcHandlerOptions,
 } from "./src/jsonrpc/server.ts";
 export { JSONRPC_BINDING, JSONRPC_METHODS } from "./src/jsonrpc/protocol.ts";
+export type { VerifyToken } from "./src/json_http/auth.ts";
+export { createRestHandler, type RestHandler, type RestHandlerOptions } from "./src/rest/server.ts";
+export { REST_BINDING, type RestErrorBody } from "./src/rest/protocol.ts";
 export { chunkText, demoAgent, demoAgentCard, SLOW_CHUNK_MS } from "./src/demo/agent.ts";

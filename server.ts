@@ -73,7 +73,10 @@ export interface ServeOptions extends HandlerOptions {
 export interface A2AServer {
   /** The address it listens on. */
   readonly addr: Deno.NetAddr;
-  /** Its base URL, e.g. `http://127.0.0.1:8000`. */
+  /**
+   * Its base URL, e.g. `http://127.0.0.1:8000`, with the `basePath` when there is one
+   * (`http://127.0.0.1:8000/agents/echo`): what a client connects to.
+   */
   readonly url: string;
   /** The request handler (for stats). */
   readonly handler: A2AHandler;
@@ -100,10 +103,12 @@ export function serve(options: ServeOptions): A2AServer {
   }, handler);
   const addr = httpServer.addr;
   const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+  // createHandler has checked it.
+  const basePath = (options.basePath ?? "").replace(/\/+$/, "");
   let stopping: Promise<void> | undefined;
   return {
     addr,
-    url: `http://${host}:${addr.port}`,
+    url: `http://${host}:${addr.port}${basePath}`,
     handler,
     finished: httpServer.finished,
     shutdown() {
@@ -137,6 +142,8 @@ interface ServerArgs {
   dataPath?: string;
   postgresUrl?: string;
   allowedOrigins?: string;
+  noAuth: boolean;
+  basePath?: string;
 }
 
 /** The `allowedOrigins` option from `"*"` or a comma-separated list (none when unset). */
@@ -150,6 +157,7 @@ function parseArgs(args: string[]): ServerArgs {
   const out: ServerArgs = {
     port: 8000,
     hostname: "127.0.0.1",
+    noAuth: false,
   };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
@@ -183,6 +191,13 @@ function parseArgs(args: string[]): ServerArgs {
       case "--postgres":
         out.postgresUrl = value();
         break;
+      case "--no-auth":
+        if (inline !== undefined) throw new TypeError("--no-auth takes no value");
+        out.noAuth = true;
+        break;
+      case "--base-path":
+        out.basePath = value();
+        break;
       case "--help":
       case "-h":
         throw new TypeError("help");
@@ -194,12 +209,20 @@ function parseArgs(args: string[]): ServerArgs {
 }
 
 const USAGE = `Usage: deno run -A server.ts [--port N] [--hostname H]
-         [--public-url URL] [--data PATH | --postgres URL] [--allowed-origins LIST]
+         [--public-url URL] [--base-path PATH] [--data PATH | --postgres URL]
+         [--allowed-origins LIST] [--no-auth]
 
 Runs the a2a-capnweb demo agent.
   --port N          port to listen on (default 8000; 0 picks a free port)
   --hostname H      interface to listen on (default 127.0.0.1)
   --public-url URL  base URL to advertise in the agent card (behind a proxy)
+  --base-path PATH  serve every endpoint under PATH, e.g. /agents/echo: the card at
+                    PATH/.well-known/agent-card.json, capnweb at PATH/a2a/capnweb, ...
+                    (nothing is served outside it, the root's agent card included)
+  --no-auth         run an open agent: no token needed, every caller is the user
+                    "anonymous" (A2A_ANONYMOUS_USER to change it), who shares the
+                    per-user quotas with every other caller; per-address limits still
+                    apply. A2A_TOKENS and A2A_JWT_* are ignored
   --data PATH       keep tasks in a Deno KV database at PATH (Deno KV: enabled by this
                     repository's deno.json, else run with --unstable-kv); tasks
                     left running by a previous process are marked FAILED at start
@@ -223,9 +246,20 @@ Environment:
   A2A_DATA          the same as --data (one process per data file: a second one refuses
                     to start; a killed one's lease lapses after A2A_KV_LEASE_MS, 10000)
   A2A_ALLOWED_ORIGINS  the same as --allowed-origins
+  A2A_BASE_PATH     the same as --base-path
+  A2A_ANONYMOUS_USER  with --no-auth, the user id every caller acts as (default anonymous)
   A2A_POSTGRES_URL  the same as --postgres
   A2A_PUSH_ALLOW_LOOPBACK=1  let push webhooks reach loopback addresses (local receivers)
   A2A_PUSH_ALLOW_PRIVATE=1   let push webhooks reach private (RFC 1918, fc00::/7) addresses`;
+
+/** A card without security schemes or requirements, for an open agent. */
+function openCard(card: AgentCardInput): AgentCardInput {
+  const { securitySchemes: _schemes, securityRequirements: _requirements, ...rest } = card;
+  return {
+    ...rest,
+    skills: rest.skills.map(({ securityRequirements: _skill, ...skill }) => skill),
+  };
+}
 
 /** The verifier from the environment: JWT when A2A_JWT_JWKS_URL is set, else A2A_TOKENS. */
 function verifierFromEnv(): TokenVerifier {
@@ -282,7 +316,9 @@ async function main(): Promise<void> {
     ],
   });
   const log = getLogger(["a2a-capnweb", "server"]);
-  const verifier = verifierFromEnv();
+  const verifier = args.noAuth ? undefined : verifierFromEnv();
+  const anonymousUserId = args.noAuth ? Deno.env.get("A2A_ANONYMOUS_USER") || undefined : undefined;
+  const basePath = args.basePath ?? (Deno.env.get("A2A_BASE_PATH") || undefined);
   const dataPath = args.dataPath ?? (Deno.env.get("A2A_DATA") || undefined);
   const postgresUrl = args.postgresUrl ?? (Deno.env.get("A2A_POSTGRES_URL") || undefined);
   if (dataPath !== undefined && postgresUrl !== undefined) {
@@ -324,25 +360,38 @@ async function main(): Promise<void> {
       Deno.exit(1);
     }
   }
-  const server = serve({
-    port: args.port,
-    hostname: args.hostname,
-    ...(args.publicUrl !== undefined && { publicUrl: args.publicUrl }),
-    ...originsOption(args.allowedOrigins ?? Deno.env.get("A2A_ALLOWED_ORIGINS")),
-    agentCard: demoAgentCard,
-    executor: demoAgent,
-    verifier,
-    ...(store && { store }),
-    ...(shared && { store: shared, tickets: shared.tickets }),
-    push: {
-      allowLoopback: Deno.env.get("A2A_PUSH_ALLOW_LOOPBACK") === "1",
-      allowPrivateDestinations: Deno.env.get("A2A_PUSH_ALLOW_PRIVATE") === "1",
-    },
-    extendedAgentCard: {
-      ...demoAgentCard,
-      description: `${demoAgentCard.description} (extended card for authenticated users)`,
-    },
-  });
+  // The demo card declares the bearer scheme; an open agent's card must not.
+  const card = args.noAuth ? openCard(demoAgentCard) : demoAgentCard;
+  let server: A2AServer;
+  try {
+    server = serve({
+      port: args.port,
+      hostname: args.hostname,
+      ...(args.publicUrl !== undefined && { publicUrl: args.publicUrl }),
+      ...(basePath !== undefined && { basePath }),
+      ...(anonymousUserId !== undefined && { anonymousUserId }),
+      ...originsOption(args.allowedOrigins ?? Deno.env.get("A2A_ALLOWED_ORIGINS")),
+      agentCard: card,
+      executor: demoAgent,
+      ...(verifier && { verifier }),
+      ...(store && { store }),
+      ...(shared && { store: shared, tickets: shared.tickets }),
+      push: {
+        allowLoopback: Deno.env.get("A2A_PUSH_ALLOW_LOOPBACK") === "1",
+        allowPrivateDestinations: Deno.env.get("A2A_PUSH_ALLOW_PRIVATE") === "1",
+      },
+      extendedAgentCard: {
+        ...card,
+        description: `${card.description} (extended card for authenticated users)`,
+      },
+    });
+  } catch (err) {
+    // A bad --base-path or A2A_ANONYMOUS_USER: the options are checked as the server starts.
+    // deno-lint-ignore no-console
+    console.error(`Cannot start the server: ${(err as Error).message}`);
+    await Promise.allSettled([store?.release(), shared?.close()]);
+    Deno.exit(2);
+  }
   if (store) {
     // Before announcing the URL: a client that waits for it never sees a stale WORKING task.
     const failed = await server.handler.manager.recover();
@@ -359,7 +408,11 @@ async function main(): Promise<void> {
     });
   }
   // deno-lint-ignore no-console
-  console.log(`a2a-capnweb demo agent listening on ${server.url}`);
+  console.log(
+    `a2a-capnweb demo agent listening on ${server.url}${
+      args.noAuth ? " (open: no token needed)" : ""
+    }`,
+  );
   let stopping = false;
   const stop = () => {
     // A second signal (an impatient Ctrl-C, or SIGTERM after SIGINT) changes nothing.

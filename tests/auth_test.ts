@@ -203,9 +203,9 @@ Deno.test("SessionManager.authenticate() refuses both a ticket and a token with 
   assert.deepEqual(await sessions.authenticate({ ticket }), { userId: "alice" });
 });
 
-Deno.test("SessionManager.authenticate() refuses neither a ticket nor a token with InvalidParamsError", async () => {
+Deno.test("SessionManager.authenticate() refuses a ticket or token that is not a string with InvalidParamsError", async () => {
   const sessions = new SessionManager({ verifier });
-  for (const credentials of [{}, { user: "alice" }, { ticket: 1 }, { token: null }]) {
+  for (const credentials of [{ ticket: 1 }, { token: null }, { token: ["token-a"] }]) {
     await assert.rejects(
       sessions.authenticate(credentials),
       InvalidParamsError,
@@ -214,9 +214,20 @@ Deno.test("SessionManager.authenticate() refuses neither a ticket nor a token wi
   }
 });
 
+Deno.test("SessionManager.authenticate() refuses no credentials with AuthenticationError when a verifier is set", async () => {
+  const sessions = new SessionManager({ verifier });
+  for (const credentials of [undefined, null, {}, { user: "alice" }]) {
+    await assert.rejects(sessions.authenticate(credentials), (e: unknown) => {
+      assert.ok(e instanceof AuthenticationError, JSON.stringify(credentials));
+      assert.match(e.message, /^Missing credentials: this agent needs \{ ticket \} or \{ token \}/);
+      return true;
+    });
+  }
+});
+
 Deno.test("SessionManager.authenticate() refuses credentials that are not an object with InvalidParamsError", async () => {
   const sessions = new SessionManager({ verifier });
-  for (const credentials of [null, undefined, "token-a", 42, true]) {
+  for (const credentials of ["token-a", 42, true, ["token-a"]]) {
     await assert.rejects(sessions.authenticate(credentials), (e: unknown) => {
       assert.ok(e instanceof InvalidParamsError, String(credentials));
       assert.equal(e.code, -32602);

@@ -100,7 +100,7 @@ function predict(c: HttpCase): Expected {
   if (!auth || !VALID_TOKENS.has(auth[1]!)) return { kind: "http", status: 401, code: -31001 };
   const type = c.headers["content-type"]?.split(";")[0]?.trim().toLowerCase();
   if (type !== "application/json" && type !== "application/a2a+json") {
-    return { kind: "http", status: 415, code: -32600 };
+    return { kind: "http", status: 415, code: -32005 };
   }
   const bytes = bodyBytes(c.body);
   if (bytes.length > FUZZ_MAX_BYTES) return { kind: "http", status: 413, code: -32600 };

@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { demoAgentCard, StaticTokenVerifier } from "../mod.ts";
-import { parseSse } from "../src/jsonrpc/sse.ts";
+import { parseSse } from "../src/json_http/sse.ts";
 import { startServer, type TestServer, TOKENS, userMessage } from "./helpers.ts";
 
 // Bodies read off the wire are checked field by field.
@@ -168,7 +168,7 @@ Deno.test("HTTP-level refusals: 405 for GET, 415 for text/plain, 413 over the si
   await get.body?.cancel();
   const text = await post(server, {}, { headers: { "content-type": "text/plain" } });
   assert.equal(text.status, 415);
-  assert.equal((await text.json()).error.code, -32600);
+  assert.equal((await text.json()).error.code, -32005);
   const big = await rpc(server, "SendMessage", { message: userMessage("x".repeat(2000)) });
   assert.equal(big.status, 413);
   assert.equal(big.body.error.code, -32600);

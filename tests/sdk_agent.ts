@@ -1,6 +1,14 @@
 // A test fixture: an A2A agent built with the official JS SDK's server side (its express-free
 // JsonRpcTransportHandler and DefaultRequestHandler) behind Deno.serve on 127.0.0.1, port 0.
 // Its card lists only a JSONRPC interface, so our client has to pick the JSON-RPC binding.
+// `startSdkRestAgent()` also serves the SDK's HTTP+JSON binding: the SDK has it only as an
+// express router (`restHandler`), so express runs it on a second port, over the same
+// DefaultRequestHandler, and the card lists it too.
+
+import type { AddressInfo } from "node:net";
+import type { Server } from "node:http";
+// @ts-types="./sdk_express_types.d.ts"
+import express, { type Handler } from "express";
 
 import { AgentCard, TaskState } from "@a2a-js/sdk";
 import {
@@ -14,6 +22,8 @@ import {
   ServerCallContext,
   validateVersion,
 } from "@a2a-js/sdk/server";
+// @ts-types="./sdk_express_types.d.ts"
+import { restHandler, UserBuilder } from "@a2a-js/sdk/server/express";
 
 /** The bearer token the SDK agent accepts. */
 export const SDK_AGENT_TOKEN = "sdk-token";
@@ -113,12 +123,54 @@ class EchoExecutor implements AgentExecutor {
   };
 }
 
+/** The SDK's HTTP+JSON binding, served by express: its base URL and its server. */
+interface RestFace {
+  url: string;
+  server: Server;
+  /** Set once the request handler exists (the card carries both ports). */
+  handler?: DefaultRequestHandler;
+}
+
 /**
  * Starts the SDK agent.
  *
  * @returns The agent; `await using` stops it after its executions have finished.
  */
 export function startSdkAgent(): SdkAgent {
+  return launch(undefined);
+}
+
+/**
+ * Starts the SDK agent with its HTTP+JSON binding as well, at `/a2a/rest` of a second port, and
+ * an extended card (description `extended`).
+ *
+ * @returns The agent; `await using` stops it after its executions have finished.
+ */
+export async function startSdkRestAgent(): Promise<SdkAgent> {
+  const face = {} as RestFace;
+  const app = express();
+  app.use((req, res, next) => {
+    if (req.headers.authorization === `Bearer ${SDK_AGENT_TOKEN}`) return next();
+    res.status(401).set("www-authenticate", "Bearer").json({
+      error: { code: 401, status: "UNAUTHENTICATED", message: "Unauthorized", details: [] },
+    });
+  });
+  // The router needs the request handler, which needs the card, which needs this port.
+  const router: { handle?: Handler } = {};
+  app.use("/a2a/rest", (req, res, next) => router.handle!(req, res, next));
+  face.server = await new Promise<Server>((resolve) => {
+    const server = app.listen(0, "127.0.0.1", () => resolve(server));
+  });
+  face.url = `http://127.0.0.1:${(face.server.address() as AddressInfo).port}`;
+  const agent = launch(face);
+  router.handle = restHandler({
+    requestHandler: face.handler!,
+    userBuilder: UserBuilder.noAuthentication,
+  });
+  return agent;
+}
+
+function launch(rest: RestFace | undefined): SdkAgent {
   const executor = new EchoExecutor();
   const requests: Headers[] = [];
   let openStreams = 0;
@@ -228,16 +280,28 @@ export function startSdkAgent(): SdkAgent {
     version: "1.0.0",
     supportedInterfaces: [
       { url: `${url}/a2a/jsonrpc`, protocolBinding: "JSONRPC", protocolVersion: "1.0" },
+      ...(rest
+        ? [{ url: `${rest.url}/a2a/rest`, protocolBinding: "HTTP+JSON", protocolVersion: "1.0" }]
+        : []),
     ],
-    capabilities: { streaming: true, pushNotifications: true, extendedAgentCard: false },
+    capabilities: { streaming: true, pushNotifications: true, extendedAgentCard: !!rest },
     defaultInputModes: ["text/plain"],
     defaultOutputModes: ["text/plain"],
     skills: [{ id: "echo", name: "Echo", description: "Echoes", tags: ["echo"] }],
   };
   live.card = AgentCard.fromJSON(live.cardJson);
-  live.handler = new JsonRpcTransportHandler(
-    new DefaultRequestHandler(live.card, new InMemoryTaskStore(), executor),
+  const extended = { ...live.card, description: "extended" };
+  const requestHandler = new DefaultRequestHandler(
+    live.card,
+    new InMemoryTaskStore(),
+    executor,
+    undefined,
+    undefined,
+    undefined,
+    rest ? () => Promise.resolve(extended) : undefined,
   );
+  live.handler = new JsonRpcTransportHandler(requestHandler);
+  if (rest) rest.handler = requestHandler;
   return {
     url,
     requests,
@@ -248,6 +312,10 @@ export function startSdkAgent(): SdkAgent {
       await Promise.all(executor.running);
       ac.abort();
       await server.finished;
+      if (rest) {
+        rest.server.closeAllConnections();
+        await new Promise((resolve) => rest.server.close(resolve));
+      }
     },
   };
 }

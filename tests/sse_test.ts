@@ -1,7 +1,7 @@
 // The SSE parser of the JSON-RPC client: line endings, comments, fields and chunk boundaries.
 
 import assert from "node:assert/strict";
-import { formatSseEvent, parseSse, type SseEvent } from "../src/jsonrpc/sse.ts";
+import { formatSseEvent, parseSse, type SseEvent } from "../src/json_http/sse.ts";
 
 function body(...chunks: string[]): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder();

@@ -5,6 +5,7 @@ import {
   AuthenticationError,
   InvalidParamsError,
   ServiceUnavailableError,
+  UnsupportedOperationError,
 } from "../errors/errors.ts";
 import { AuthThrottle } from "./throttle.ts";
 import type { TicketStore } from "./ticket_store.ts";
@@ -20,13 +21,27 @@ export interface Ticket {
   expiresAt: string;
 }
 
-/** The credentials `authenticate` accepts: a one-time ticket or a bearer token. */
-export type Credentials = { ticket: string } | { token: string };
+/**
+ * The credentials `authenticate` accepts: a one-time ticket or a bearer token, or none (`{}`) on
+ * an open agent.
+ */
+export type Credentials = { ticket: string } | { token: string } | Record<never, never>;
+
+/** The user id of every caller of an open agent, unless `anonymousUserId` names another. */
+export const DEFAULT_ANONYMOUS_USER_ID: string = "anonymous";
 
 /** Options of a SessionManager. */
 export interface SessionManagerOptions {
-  /** Checks bearer tokens. */
-  verifier: TokenVerifier;
+  /**
+   * Checks bearer tokens. Without one the agent is open: every caller is the one anonymous
+   * principal, whatever credentials it sends, and no tickets are issued.
+   */
+  verifier?: TokenVerifier;
+  /**
+   * The user id of the anonymous principal of an open agent (default `"anonymous"`); not allowed
+   * with a verifier.
+   */
+  anonymousUserId?: string;
   /** How long a ticket stays valid, in milliseconds (default 30 000). */
   ticketTtlMs?: number;
   /**
@@ -139,7 +154,8 @@ export class Session {
  * ```
  */
 export class SessionManager {
-  #verifier: TokenVerifier;
+  #verifier: TokenVerifier | undefined;
+  #anonymous: Principal | undefined;
   #ttl: number;
   #maxTickets: number;
   #maxPerUser: number;
@@ -158,11 +174,31 @@ export class SessionManager {
    */
   constructor(options: SessionManagerOptions) {
     this.#verifier = options.verifier;
+    if (options.verifier !== undefined && options.anonymousUserId !== undefined) {
+      throw new TypeError(
+        "Invalid options: anonymousUserId is for open agents, without a verifier",
+      );
+    }
+    if (options.verifier === undefined) {
+      const userId = options.anonymousUserId ?? DEFAULT_ANONYMOUS_USER_ID;
+      if (typeof userId !== "string" || userId === "") {
+        throw new TypeError("Invalid anonymousUserId: expected a non-empty string");
+      }
+      this.#anonymous = { userId };
+    }
     this.#ttl = options.ticketTtlMs ?? 30_000;
     this.#maxTickets = options.maxTickets ?? 100_000;
     this.#maxPerUser = options.maxTicketsPerUser ?? 100;
     this.#throttle = options.throttle ?? new AuthThrottle();
     this.#shared = options.tickets;
+  }
+
+  /**
+   * The principal every caller is on an open agent (one without a verifier); undefined when a
+   * verifier checks credentials.
+   */
+  get anonymous(): Principal | undefined {
+    return this.#anonymous && { ...this.#anonymous };
   }
 
   /** The failed-login throttle every way of authenticating goes through. */
@@ -189,19 +225,28 @@ export class SessionManager {
   }
 
   /**
-   * Verifies a bearer token.
+   * Verifies a bearer token. On an open agent any token, or none, is the anonymous principal: the
+   * server has nothing to check a token against, and a client that sends one anyway (an SDK set
+   * up with a token for many agents) is still served.
    *
-   * @param token The token.
+   * @param token The token; undefined when the request carried none.
    * @param address The client's address, for the failed-login throttle (unknown when absent).
    * @returns The principal.
-   * @throws {AuthenticationError} When the token is not valid.
+   * @throws {AuthenticationError} When the token is missing or not valid.
    * @throws {RateLimitedError} When the address made too many failed attempts.
    */
-  async verifyToken(token: string, address?: string): Promise<Principal> {
+  async verifyToken(token: string | undefined, address?: string): Promise<Principal> {
+    if (this.#anonymous) {
+      // Refused addresses stay refused (bad tickets, say), as on every way in.
+      this.#throttle.check(address);
+      return { ...this.#anonymous };
+    }
+    // No credential is no guess: it is not counted against the address.
+    if (token === undefined) throw new AuthenticationError("Missing bearer token");
     this.#throttle.check(address);
     let principal: Principal | undefined;
     try {
-      principal = await this.#verifier.verify(token);
+      principal = await this.#verifier!.verify(token);
     } catch (err) {
       // A verifier that throws on a bad token (rather than returning undefined) is a failure too.
       if (err instanceof AuthenticationError) this.#throttle.fail(address);
@@ -222,8 +267,15 @@ export class SessionManager {
    * @returns The ticket.
    * @throws {AuthenticationError} When the token is not valid.
    * @throws {RateLimitedError} When the address made too many failed attempts.
+   * @throws {UnsupportedOperationError} On an open agent, which needs no tickets: its callers all
+   *   share one user, whose ticket bound any caller could use up to drop the others' tickets.
    */
   async issueTicket(token: string, address?: string): Promise<Ticket> {
+    if (this.#anonymous) {
+      throw new UnsupportedOperationError(
+        "Tickets are not issued: this agent is open, call authenticate({}) without credentials",
+      );
+    }
     const { userId } = await this.verifyToken(token, address);
     const now = Date.now();
     if (this.#shared) return await this.#issueShared(userId, now);
@@ -244,22 +296,53 @@ export class SessionManager {
   }
 
   /**
-   * Authenticates with a ticket (consumed, whatever the outcome) or a bearer token.
+   * Authenticates with a ticket (consumed, whatever the outcome) or a bearer token. On an open
+   * agent (no verifier) every well-formed credential, `{}` and none included, is the anonymous
+   * principal.
    *
-   * @param credentials `{ ticket }` or `{ token }`.
+   * @param credentials `{ ticket }`, `{ token }`, or `{}`, `null` or `undefined` for none.
    * @param address The client's address, for the failed-login throttle.
    * @returns The principal.
-   * @throws {AuthenticationError} When the credentials are not valid.
+   * @throws {InvalidParamsError} When the credentials are not of one of those shapes.
+   * @throws {AuthenticationError} When the credentials are missing or not valid.
    * @throws {RateLimitedError} When the address made too many failed attempts.
    */
   async authenticate(credentials: unknown, address?: string): Promise<Principal> {
-    if (typeof credentials !== "object" || credentials === null) {
-      throw new InvalidParamsError("Invalid params: expected { ticket } or { token }", [
-        { field: "(params)", description: "expected { ticket } or { token }" },
+    if (
+      credentials !== undefined && credentials !== null &&
+      (typeof credentials !== "object" || Array.isArray(credentials))
+    ) {
+      throw new InvalidParamsError("Invalid params: expected { ticket }, { token } or {}", [
+        { field: "(params)", description: "expected { ticket }, { token } or {}" },
       ]);
     }
-    const { ticket, token } = credentials as { ticket?: unknown; token?: unknown };
-    if (typeof ticket === "string" && token === undefined) {
+    const { ticket, token } = (credentials ?? {}) as { ticket?: unknown; token?: unknown };
+    if (
+      ticket !== undefined && typeof ticket !== "string" ||
+      token !== undefined && typeof token !== "string"
+    ) {
+      throw new InvalidParamsError("Invalid params: ticket and token must be strings", [
+        {
+          field: ticket !== undefined && typeof ticket !== "string" ? "ticket" : "token",
+          description: "must be a string",
+        },
+      ]);
+    }
+    if (ticket !== undefined && token !== undefined) {
+      throw new InvalidParamsError("Invalid params: expected exactly one of ticket or token", [
+        { field: "(params)", description: "expected exactly one of ticket or token" },
+      ]);
+    }
+    if (this.#anonymous) {
+      this.#throttle.check(address);
+      return { ...this.#anonymous };
+    }
+    if (ticket === undefined && token === undefined) {
+      throw new AuthenticationError(
+        "Missing credentials: this agent needs { ticket } or { token }",
+      );
+    }
+    if (typeof ticket === "string") {
       this.#throttle.check(address);
       if (this.#shared) {
         const taken = await this.#shared.take(ticket);
@@ -282,12 +365,7 @@ export class SessionManager {
       }
       return { userId: entry.userId };
     }
-    if (typeof token === "string" && ticket === undefined) {
-      return await this.verifyToken(token, address);
-    }
-    throw new InvalidParamsError("Invalid params: expected exactly one of ticket or token", [
-      { field: "(params)", description: "expected exactly one of ticket or token" },
-    ]);
+    return await this.verifyToken(token as string, address);
   }
 
   /**

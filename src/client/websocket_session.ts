@@ -72,7 +72,7 @@ export interface Capability extends Disposable {
 
 interface Root {
   authenticate(
-    credentials: { ticket: string } | { token: string },
+    credentials: { ticket: string } | { token: string } | Record<never, never>,
     options: { version: string; extensions: string[]; batchEvents?: boolean },
   ): Promise<Capability>;
   ping(): Promise<{ time: string }>;
@@ -89,8 +89,8 @@ export interface Handle {
 
 /** Options of a WebSocketSession. */
 export interface WebSocketSessionOptions {
-  /** The bearer token. */
-  token: string;
+  /** The bearer token; none for an open agent, which is sent no credentials (`{}`) and no ticket. */
+  token?: string;
   /** The fetch implementation for the ticket endpoint. */
   fetch: typeof fetch;
   /** Resolves the WebSocket implementation. */
@@ -292,7 +292,12 @@ export class WebSocketSession {
     this.#install(conn);
   }
 
-  async #ticket(signal: AbortSignal): Promise<{ ticket: string } | { token: string }> {
+  async #ticket(
+    signal: AbortSignal,
+  ): Promise<{ ticket: string } | { token: string } | Record<never, never>> {
+    // An open agent needs no credentials, so no ticket either.
+    const token = this.#options.token;
+    if (token === undefined) return {};
     // The ticket endpoint sits beside the capnweb endpoint: /a2a/capnweb -> /a2a/auth.
     const res = await this.#options.fetch(new URL("auth", this.#url), {
       method: "POST",
@@ -300,12 +305,12 @@ export class WebSocketSession {
       // next attempt, after a loss, wait out the connect timeout on a connection that is as dead
       // as the WebSocket was. Deno and Node (undici) then close it; a browser ignores the header
       // and manages its own pool.
-      headers: { authorization: `Bearer ${this.#options.token}`, connection: "close" },
+      headers: { authorization: `Bearer ${token}`, connection: "close" },
       signal,
     });
     if (res.status === 404) {
       await res.body?.cancel();
-      return { token: this.#options.token };
+      return { token };
     }
     const body = await res.json().catch(() => ({}));
     if (res.status === 401 || res.status === 403) {

@@ -17,11 +17,13 @@ import {
 } from "../errors/errors.ts";
 import { createJsonRpcHandler } from "../jsonrpc/server.ts";
 import { JSONRPC_BINDING } from "../jsonrpc/protocol.ts";
+import { REST_BINDING } from "../rest/protocol.ts";
+import { createRestHandler } from "../rest/server.ts";
 import { A2AService, redactError, type ServiceContext } from "../rpc/service.ts";
 import { guardCapnwebRejections } from "../rpc/rejection_guard.ts";
 import { CLOSE_POLICY_VIOLATION, SizeLimitedTransport } from "../rpc/size_limited_transport.ts";
 import { ConnectionLimiter } from "./connection_limits.ts";
-import { readBody } from "./body.ts";
+import { readBody } from "../json_http/body.ts";
 import { DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_MESSAGE_BYTES } from "./limits.ts";
 import type { AgentExecutor } from "../tasks/executor.ts";
 import { type CallContext, RequestHandler } from "../tasks/request_handler.ts";
@@ -41,6 +43,7 @@ export const PATHS = {
   auth: "/a2a/auth",
   capnweb: "/a2a/capnweb",
   jsonrpc: "/a2a/jsonrpc",
+  rest: "/a2a/rest",
   health: "/health",
 } as const;
 
@@ -154,8 +157,26 @@ export interface HandlerOptions {
   agentCard: AgentCardInput;
   /** The agent logic. */
   executor: AgentExecutor;
-  /** Checks bearer tokens. */
-  verifier: TokenVerifier;
+  /**
+   * Checks bearer tokens. Without one the agent is open: every caller acts as one anonymous user
+   * (`anonymousUserId`), no credential is needed on any binding, and the card declares no
+   * security requirement (so the application's card must not declare one either). With one, a
+   * card that declares no `securitySchemes` or `securityRequirements` gets the bearer scheme the
+   * server enforces.
+   */
+  verifier?: TokenVerifier;
+  /**
+   * The user id every caller of an open agent acts as (default `"anonymous"`): its tasks, push
+   * configs and per-user quotas are shared by all callers. Only without a verifier.
+   */
+  anonymousUserId?: string;
+  /**
+   * A path prefix, e.g. `/agents/echo`, under which every endpoint is served (the card at
+   * `/agents/echo/.well-known/agent-card.json`, capnweb at `/agents/echo/a2a/capnweb`, ...); the
+   * card's interface URLs include it. Requests outside it get 404: the root of the domain, its
+   * own `/.well-known/agent-card.json` included, is left to whatever else is mounted there.
+   */
+  basePath?: string;
   /** Where tasks live (in memory when absent). */
   store?: TaskStore;
   /**
@@ -257,7 +278,7 @@ export interface A2AHandler {
 // Sent on the responses to allowed cross-origin requests; `access-control-allow-origin` is set
 // per request by the origin policy (see `applyCors`).
 const CORS_HEADERS = {
-  "access-control-allow-methods": "GET, POST, OPTIONS",
+  "access-control-allow-methods": "GET, POST, DELETE, OPTIONS",
   "access-control-allow-headers":
     "authorization, content-type, a2a-version, a2a-extensions, last-event-id",
   "access-control-max-age": "86400",
@@ -344,11 +365,12 @@ async function sha256Hex(text: string): Promise<string> {
 }
 
 /**
- * Builds the agent card for one origin: the capnweb interface first, then the JSON-RPC one,
- * then whatever the application listed.
+ * Builds the agent card for one origin: the capnweb interface first, then the JSON-RPC one, then
+ * the HTTP+JSON one, then whatever the application listed.
  *
  * @param input The application's card.
- * @param origin The base URL clients reach the server at.
+ * @param origin The base URL clients reach the server at, with the base path if there is one
+ *   (`https://agent.example.com/agents/echo`).
  * @returns The full card.
  */
 export function buildAgentCard(input: AgentCardInput, origin: string): AgentCard {
@@ -356,8 +378,76 @@ export function buildAgentCard(input: AgentCardInput, origin: string): AgentCard
   const own: AgentInterface[] = [
     { url: base + PATHS.capnweb, protocolBinding: CAPNWEB_BINDING_URI, protocolVersion: "1.0" },
     { url: base + PATHS.jsonrpc, protocolBinding: JSONRPC_BINDING, protocolVersion: "1.0" },
+    { url: base + PATHS.rest, protocolBinding: REST_BINDING, protocolVersion: "1.0" },
   ];
   return { ...input, supportedInterfaces: [...own, ...input.supportedInterfaces ?? []] };
+}
+
+/** The bearer scheme the server declares for the verifier it enforces. */
+const BEARER_SCHEME = "bearer";
+
+/**
+ * The card with the truth about authentication: with a verifier, the bearer scheme the server
+ * enforces when the application declared no scheme or requirement of its own (one that did, an
+ * OAuth 2.0 flow that issues those bearer tokens say, knows better); without one, the card as it
+ * is, after checking that it demands nothing that an open agent would not ask for.
+ */
+function withSecurity(input: AgentCardInput, open: boolean, what: string): AgentCardInput {
+  const declares = (list: unknown[] | undefined) => list !== undefined && list.length > 0;
+  if (open) {
+    const skill = input.skills.find((s) => declares(s.securityRequirements));
+    if (declares(input.securityRequirements) || skill) {
+      throw new TypeError(
+        `Invalid ${what}: it declares securityRequirements${
+          skill ? ` (skill ${skill.id})` : ""
+        } but no verifier enforces them; pass a verifier, or remove them for an open agent`,
+      );
+    }
+    return input;
+  }
+  if (
+    declares(input.securityRequirements) ||
+    Object.keys(input.securitySchemes ?? {}).length > 0
+  ) {
+    return input;
+  }
+  return {
+    ...input,
+    securitySchemes: {
+      [BEARER_SCHEME]: {
+        httpAuthSecurityScheme: {
+          scheme: "Bearer",
+          // Not the paths: they move with basePath, and the binding documents them.
+          description: "A bearer token in the Authorization header; on capnweb, the token or a " +
+            "one-time ticket from the a2a/auth endpoint, passed to authenticate()",
+        },
+      },
+    },
+    securityRequirements: [{ schemes: { [BEARER_SCHEME]: { list: [] } } }],
+  };
+}
+
+/** `basePath` checked and normalised: `""` for none, else `/a` or `/a/b`, no trailing slash. */
+function basePathOf(path: string | undefined): string {
+  if (path === undefined) return "";
+  const trimmed = typeof path === "string" ? path.replace(/\/+$/, "") : undefined;
+  if (trimmed === "") return "";
+  // Segments of URL path characters that need no percent-encoding, so that the prefix compares
+  // equal to the request URL's pathname; no "." or ".." segments.
+  if (
+    trimmed === undefined || !/^(\/[A-Za-z0-9._~!$&'()*+,;=:@-]+)+$/.test(trimmed) ||
+    trimmed.split("/").some((segment) => segment === "." || segment === "..")
+  ) {
+    throw new TypeError(`Invalid basePath: expected a path such as /agents/echo, got "${path}"`);
+  }
+  return trimmed;
+}
+
+/** An HTTP date (RFC 9110 IMF-fixdate) as milliseconds, or undefined when it is not one. */
+function httpDate(value: string | null): number | undefined {
+  if (value === null) return undefined;
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? undefined : ms;
 }
 
 /**
@@ -403,8 +493,18 @@ export function createHandler(options: HandlerOptions): A2AHandler {
   const originAllowed = (origin: string | null, req: Request): boolean =>
     origin === null || originPolicy === "*" || originPolicy.has(origin) ||
     origin === ownOrigin || origin === new URL(req.url).origin;
+  const open = options.verifier === undefined;
+  const basePath = basePathOf(options.basePath);
+  const agentCard = withSecurity(options.agentCard, open, "agent card");
+  const extendedCard = options.extendedAgentCard;
+  if (extendedCard !== undefined && typeof extendedCard !== "function") {
+    withSecurity(extendedCard, open, "extended agent card");
+  }
+  /** The card for clients that reach the server's root at `root` (an origin or `publicUrl`). */
+  const cardAt = (input: AgentCardInput, root: string, what = "agent card") =>
+    buildAgentCard(withSecurity(input, open, what), root.replace(/\/+$/, "") + basePath);
   // Validate the application's card once, with a placeholder origin, so mistakes show at start.
-  const checked = AgentCardSchema.safeParse(buildAgentCard(options.agentCard, "http://localhost"));
+  const checked = AgentCardSchema.safeParse(cardAt(agentCard, "http://localhost"));
   if (!checked.success) {
     throw new TypeError(
       `Invalid agent card: ${
@@ -424,7 +524,8 @@ export function createHandler(options: HandlerOptions): A2AHandler {
     ...(limits.maxStreamsPerUser !== undefined && { maxStreamsPerUser: limits.maxStreamsPerUser }),
   });
   const sessions = new SessionManager({
-    verifier: options.verifier,
+    ...(options.verifier && { verifier: options.verifier }),
+    ...(options.anonymousUserId !== undefined && { anonymousUserId: options.anonymousUserId }),
     ...(options.tickets && { tickets: options.tickets }),
     throttle: new AuthThrottle({
       ...(limits.authFailureBurst !== undefined && { burst: limits.authFailureBurst }),
@@ -434,12 +535,21 @@ export function createHandler(options: HandlerOptions): A2AHandler {
     ...(limits.ticketTtlMs !== undefined && { ticketTtlMs: limits.ticketTtlMs }),
     ...(limits.maxTicketsPerUser !== undefined && { maxTicketsPerUser: limits.maxTicketsPerUser }),
   });
+  if (open) {
+    log.warn("No token verifier: serving an open agent, every caller acts as {userId}", {
+      userId: sessions.anonymous!.userId,
+    });
+  }
+  // The public card's content is fixed from here on (only the origin in its URLs varies), so its
+  // Last-Modified is this moment, in whole seconds as HTTP dates have them: the same for every
+  // origin, and for a card evicted from the cache and built again.
+  const cardModified = Math.floor(Date.now() / 1000) * 1000;
   const cards = new Map<string, { card: AgentCard; body: string; etag: string }>();
   const cardFor = async (origin: string) => {
     const key = options.publicUrl ?? origin;
     let entry = cards.get(key);
     if (!entry) {
-      const card = buildAgentCard(options.agentCard, key);
+      const card = cardAt(agentCard, key);
       const body = JSON.stringify(card);
       entry = { card, body, etag: `"${(await sha256Hex(body)).slice(0, 32)}"` };
       if (cards.size >= 64) cards.delete(cards.keys().next().value!);
@@ -453,12 +563,17 @@ export function createHandler(options: HandlerOptions): A2AHandler {
   const requestHandler = new RequestHandler({
     manager,
     ...(push && { push }),
-    agentCard: buildAgentCard(options.agentCard, options.publicUrl ?? "http://localhost"),
-    ...(options.extendedAgentCard !== undefined && {
+    agentCard: cardAt(agentCard, options.publicUrl ?? "http://localhost"),
+    ...(extendedCard !== undefined && {
       extendedAgentCard: async (call: CallContext) => {
-        const ext = options.extendedAgentCard!;
-        const input = typeof ext === "function" ? await ext(call.userId) : ext;
-        return buildAgentCard(input, options.publicUrl ?? call.origin ?? "http://localhost");
+        const input = typeof extendedCard === "function"
+          ? await extendedCard(call.userId)
+          : extendedCard;
+        return cardAt(
+          input,
+          options.publicUrl ?? call.origin ?? "http://localhost",
+          "extended agent card",
+        );
       },
     }),
   });
@@ -621,8 +736,32 @@ export function createHandler(options: HandlerOptions): A2AHandler {
     closing: () => closing,
   });
 
+  const handleRest = createRestHandler({
+    handler: requestHandler,
+    // For its messages: the routes come from the path below it, with the basePath already off.
+    mountPath: basePath + PATHS.rest,
+    verifyToken: (token, req) => sessions.verifyToken(token, addresses.get(req)),
+    admitStream: (req) => connections.admit(addresses.get(req)),
+    versions: SUPPORTED_VERSIONS,
+    maxBodyBytes: maxBytes,
+    maxEventBytes,
+    ...(limits.sseKeepAliveMs !== undefined && { keepAliveMs: limits.sseKeepAliveMs }),
+    headers: CORS_HEADERS,
+    closing: () => closing,
+  });
+
   const handleAuth = async (req: Request): Promise<Response> => {
     if (req.method !== "POST") return httpError(405, "Use POST", { allow: "POST, OPTIONS" });
+    if (open) {
+      // Nothing to exchange: every caller is the anonymous user, and its tickets, all one user's,
+      // would be a bound any caller could use up. A client that gets 404 sends `authenticate`
+      // its token instead (docs/BINDING.md section 7), which an open agent ignores.
+      await req.body?.cancel();
+      return httpError(
+        404,
+        "Not found: this agent is open and issues no tickets; call authenticate({}) without credentials",
+      );
+    }
     const header = req.headers.get("authorization") ?? "";
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     const challenge = { "www-authenticate": 'Bearer realm="a2a"' };
@@ -654,17 +793,30 @@ export function createHandler(options: HandlerOptions): A2AHandler {
       "content-type": "application/json",
       "cache-control": "public, max-age=300",
       etag,
+      "last-modified": new Date(cardModified).toUTCString(),
       vary: "Host",
     };
+    // RFC 9110 13.2.2: If-None-Match, when present, decides alone; If-Modified-Since otherwise.
     const inm = req.headers.get("if-none-match");
-    if (inm && inm.split(",").some((t) => t.trim() === etag || t.trim() === "*")) {
-      return new Response(null, { status: 304, headers });
+    if (inm !== null) {
+      if (inm.split(",").some((t) => t.trim() === etag || t.trim() === "*")) {
+        return new Response(null, { status: 304, headers });
+      }
+    } else {
+      const since = httpDate(req.headers.get("if-modified-since"));
+      if (since !== undefined && cardModified <= since) {
+        return new Response(null, { status: 304, headers });
+      }
     }
     return new Response(req.method === "HEAD" ? null : body, { headers });
   };
 
   const route = async (req: Request, path: string): Promise<Response> => {
     if (req.method === "OPTIONS") return new Response(null, { status: 204 });
+    // The HTTP+JSON binding has a path per operation: everything under its prefix is its own.
+    if (path === PATHS.rest || path.startsWith(`${PATHS.rest}/`)) {
+      return await handleRest(req, path.slice(PATHS.rest.length));
+    }
     switch (path) {
       case PATHS.agentCard:
         return await handleCard(req);
@@ -677,8 +829,35 @@ export function createHandler(options: HandlerOptions): A2AHandler {
       case PATHS.health:
         return json({ status: closing ? "shutting-down" : "ok" }, closing ? 503 : 200);
       default:
-        return httpError(404, `Not found: ${path}`);
+        return notFound(req, path);
     }
+  };
+
+  /**
+   * The 404 of a path the handler does not serve, in the shape of the binding whose interface it
+   * is under: a JSON-RPC client reads an error body of its own kind, id `null`.
+   */
+  const notFound = async (req: Request, path: string): Promise<Response> => {
+    await req.body?.cancel();
+    const shown = basePath + (path.length > 200 ? `${path.slice(0, 200)}…` : path);
+    if (path.startsWith(`${PATHS.jsonrpc}/`)) {
+      const err = new InvalidRequestError(
+        `Not found: ${shown}; the JSON-RPC endpoint is ${basePath}${PATHS.jsonrpc}`,
+      );
+      return json(
+        { jsonrpc: "2.0", id: null, error: { code: err.code, message: err.message } },
+        404,
+      );
+    }
+    if (path.startsWith(`${PATHS.capnweb}/`)) {
+      return httpError(
+        404,
+        new InvalidRequestError(
+          `Not found: ${shown}; the capnweb endpoint is ${basePath}${PATHS.capnweb}`,
+        ),
+      );
+    }
+    return httpError(404, `Not found: ${shown}`);
   };
 
   const handler = (async (req: Request, info?: ConnectionInfo): Promise<Response> => {
@@ -686,7 +865,11 @@ export function createHandler(options: HandlerOptions): A2AHandler {
     if (address !== undefined) addresses.set(req, address);
     // `/a2a/jsonrpc/` is what many HTTP clients make of a base URL: the same endpoint.
     const raw = new URL(req.url).pathname;
-    const path = raw.length > 1 && raw.endsWith("/") ? raw.slice(0, -1) : raw;
+    const trimmed = raw.length > 1 && raw.endsWith("/") ? raw.slice(0, -1) : raw;
+    // Under a basePath, what is outside it is not this handler's; inside it, the paths are the
+    // usual ones (the prefix alone, with or without its slash, is `/`).
+    const inside = basePath === "" || trimmed === basePath || trimmed.startsWith(`${basePath}/`);
+    const path = basePath === "" ? trimmed : trimmed.slice(basePath.length) || "/";
     const origin = req.headers.get("origin");
     const allowed = originAllowed(origin, req);
     const cors = (res: Response) =>
@@ -711,6 +894,11 @@ export function createHandler(options: HandlerOptions): A2AHandler {
           });
           return cors(httpError(403, `Origin not allowed: ${shown}`));
         }
+      }
+      if (!inside) {
+        await req.body?.cancel();
+        const shown = raw.length > 200 ? `${raw.slice(0, 200)}…` : raw;
+        return cors(httpError(404, `Not found: ${shown}`));
       }
       return cors(await route(req, path));
     } catch (err) {
@@ -761,6 +949,7 @@ export function createHandler(options: HandlerOptions): A2AHandler {
           await new Promise((r) => setTimeout(r, 10));
         }
         await handleJsonRpc.close();
+        await handleRest.close();
         // 5. Tell capnweb clients to reconnect elsewhere, and release every session.
         for (const s of sockets) {
           try {

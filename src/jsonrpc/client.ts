@@ -26,8 +26,9 @@ import type {
   SubscribeToTaskRequest,
   TaskPushNotificationConfig,
 } from "../types/requests.ts";
-import { HEADERS, type JsonRpcId } from "./protocol.ts";
-import { parseSse } from "./sse.ts";
+import { HEADERS } from "../json_http/service_params.ts";
+import { parseSse } from "../json_http/sse.ts";
+import type { JsonRpcId } from "./protocol.ts";
 
 /** Options of {@linkcode JsonRpcClient}. */
 export interface JsonRpcClientOptions {

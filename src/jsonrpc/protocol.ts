@@ -1,5 +1,6 @@
 // The JSON-RPC binding's wire vocabulary (A2A 1.0 section 9), shared by the server adapter and
-// the browser-safe client: method names, envelope shapes and service parameter headers.
+// the browser-safe client: method names and envelope shapes. The service parameter headers are
+// both JSON bindings' (src/json_http/service_params.ts).
 
 /** The `protocolBinding` name of the JSON-RPC binding in an agent card. */
 export const JSONRPC_BINDING = "JSONRPC";
@@ -25,13 +26,6 @@ export const STREAMING_METHODS: ReadonlySet<string> = new Set([
   "SubscribeToTask",
 ]);
 
-/** The service parameter headers of A2A 1.0 (section 3.2.6), lower-cased. */
-export const HEADERS = {
-  version: "a2a-version",
-  extensions: "a2a-extensions",
-  lastEventId: "last-event-id",
-} as const;
-
 /** A JSON-RPC request id. */
 export type JsonRpcId = string | number | null;
 
@@ -55,16 +49,4 @@ export interface JsonRpcResponse {
   result?: unknown;
   /** The error, on failure. */
   error?: JsonRpcErrorObject;
-}
-
-/**
- * Parses an `A2A-Extensions` value: comma-separated URIs, trimmed, empty ones and duplicates
- * dropped.
- *
- * @param value The header value.
- * @returns The URIs.
- */
-export function parseExtensions(value: string | null | undefined): string[] {
-  if (!value) return [];
-  return [...new Set(value.split(",").map((s) => s.trim()).filter((s) => s !== ""))];
 }

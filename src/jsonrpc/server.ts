@@ -6,35 +6,30 @@ import { getLogger } from "@logtape/logtape";
 import type { Principal } from "../auth/tokens.ts";
 import {
   A2AError,
-  AuthenticationError,
+  ContentTypeNotSupportedError,
   InternalError,
   InvalidParamsError,
   InvalidRequestError,
   JSONParseError,
   MethodNotFoundError,
   QuotaExceededError,
-  RateLimitedError,
   ServiceUnavailableError,
-  VersionNotSupportedError,
 } from "../errors/errors.ts";
 import type { CallContext, RequestHandler } from "../tasks/request_handler.ts";
 import type { Subscription } from "../tasks/subscription.ts";
-import { readBody } from "../http/body.ts";
+import { authenticateBearer, type HttpFailure, type VerifyToken } from "../json_http/auth.ts";
+import { JSON_MEDIA_TYPES, mediaTypeOf, readBody } from "../json_http/body.ts";
 import {
-  DEFAULT_MAX_EVENT_BYTES,
-  DEFAULT_MAX_MESSAGE_BYTES,
-  exceedsUtf8,
-  utf8Length,
-} from "../http/limits.ts";
-import { isSupportedVersion } from "../types/version.ts";
-import {
+  checkVersion,
   HEADERS,
-  type JsonRpcErrorObject,
-  type JsonRpcId,
-  type JsonRpcResponse,
+  lastEventIdOf,
   parseExtensions,
-} from "./protocol.ts";
-import { formatSseEvent, SSE_KEEP_ALIVE } from "./sse.ts";
+  requestedVersion,
+} from "../json_http/service_params.ts";
+import { formatSseEvent } from "../json_http/sse.ts";
+import { SseStreams } from "../json_http/sse_stream.ts";
+import { DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_MESSAGE_BYTES } from "../http/limits.ts";
+import type { JsonRpcErrorObject, JsonRpcId, JsonRpcResponse } from "./protocol.ts";
 
 const log = getLogger(["a2a-capnweb", "jsonrpc"]);
 
@@ -46,7 +41,7 @@ export interface JsonRpcHandlerOptions {
    * Verifies a bearer token; throws AuthenticationError when it is not valid (HTTP 401), or
    * RateLimitedError when its sender made too many failed attempts (HTTP 429).
    */
-  verifyToken: (token: string, req: Request) => Promise<Principal>;
+  verifyToken: VerifyToken;
   /** The A2A versions served (`Major.Minor`); default `["1.0"]`. */
   versions?: readonly string[];
   /** Largest request body accepted, in bytes (default 4 MiB). */
@@ -85,12 +80,6 @@ export interface JsonRpcHandler {
    * `Last-Event-ID`, elsewhere or later) and gives the server a turn to send it.
    */
   close(): Promise<void>;
-}
-
-/** Where an A2A error of the HTTP layer ends up: its HTTP status and extra headers. */
-interface HttpFailure {
-  status: number;
-  headers?: Record<string, string>;
 }
 
 type UnaryMethod = (h: RequestHandler, call: CallContext, params: unknown) => Promise<unknown>;
@@ -146,41 +135,61 @@ function isId(value: unknown): value is JsonRpcId {
     (typeof value === "number" && Number.isFinite(value));
 }
 
+/** A request object read from a body: its id, method and params. */
+interface Envelope {
+  id: JsonRpcId;
+  /** True without an `id` member: nobody reads the answer. */
+  notification: boolean;
+  method: string;
+  params: unknown;
+}
+
 /**
- * The version a request asks for: the `A2A-Version` header, else an `A2A-Version` query
- * parameter (spec 3.6.1), else `0.3`, which an empty value means (spec 3.6.2).
+ * Reads a JSON-RPC request object from a body: an Envelope, or the error response for invalid
+ * JSON (-32700), a batch, or an invalid envelope (-32600).
  */
-function requestedVersion(req: Request, url: URL): string {
-  const header = req.headers.get(HEADERS.version)?.trim();
-  if (header) return header;
-  for (const [k, v] of url.searchParams) {
-    if (k.toLowerCase() === HEADERS.version && v.trim() !== "") return v.trim();
+function readEnvelope(bytes: Uint8Array): Envelope | JsonRpcResponse {
+  let body: unknown;
+  try {
+    body = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch {
+    return failure(null, new JSONParseError());
   }
-  return "";
-}
-
-function checkVersion(version: string, supported: readonly string[]): void {
-  if (isSupportedVersion(version, supported)) return;
-  if (version === "") {
-    const err = new VersionNotSupportedError("0.3");
-    err.message = `A2A version not supported: 0.3 (a request without A2A-Version asks for 0.3); ` +
-      `send A2A-Version: ${supported.join(", ")}`;
-    throw err;
-  }
-  throw new VersionNotSupportedError(version);
-}
-
-function lastEventIdOf(req: Request): number | undefined {
-  const value = req.headers.get(HEADERS.lastEventId)?.trim();
-  if (!value) return undefined;
-  const n = /^\d+$/.test(value) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(n)) {
-    throw new InvalidParamsError(
-      "Invalid params: Last-Event-ID must be the non-negative integer id of an event",
-      [{ field: "Last-Event-ID", description: "must be a non-negative integer" }],
+  if (Array.isArray(body)) {
+    return failure(
+      null,
+      new InvalidRequestError("Batch requests are not supported: send one request per POST"),
     );
   }
-  return n;
+  if (typeof body !== "object" || body === null) {
+    return failure(null, new InvalidRequestError("The request must be a JSON object"));
+  }
+  const envelope = body as Record<string, unknown>;
+  const notification = !Object.hasOwn(envelope, "id");
+  const id: JsonRpcId = isId(envelope.id) ? envelope.id : null;
+  if (!notification && !isId(envelope.id)) {
+    return failure(null, new InvalidRequestError("id must be a string, a number or null"));
+  }
+  if (envelope.jsonrpc !== "2.0") {
+    return failure(id, new InvalidRequestError('jsonrpc must be exactly "2.0"'));
+  }
+  const method = envelope.method;
+  if (typeof method !== "string") {
+    return failure(id, new InvalidRequestError("method must be a string"));
+  }
+  return { id, notification, method, params: envelope.params };
+}
+
+/** Checks the params member: absent, or an object. */
+function checkParams(params: unknown): void {
+  if (
+    params !== undefined &&
+    (typeof params !== "object" || params === null || Array.isArray(params))
+  ) {
+    throw new InvalidParamsError("Invalid params: params must be an object", [
+      { field: "(params)", description: "must be an object" },
+    ]);
+  }
 }
 
 /**
@@ -188,7 +197,8 @@ function lastEventIdOf(req: Request): number | undefined {
  *
  * The HTTP layer answers with an HTTP status and a JSON-RPC error body (id `null`): a missing or
  * invalid bearer token gets 401 with `WWW-Authenticate` (code -31001), a body over the limit
- * 413, a Content-Type other than `application/json` or `application/a2a+json` 415, a method
+ * 413, a Content-Type other than `application/json` or `application/a2a+json` 415 (code -32005,
+ * ContentTypeNotSupportedError), a method
  * other than POST 405, a server shutting down 503. Everything past that is JSON-RPC and answers
  * HTTP 200: -32700 for invalid JSON, -32600 for an invalid envelope or a batch (arrays are not
  * supported), -32009 for an A2A-Version other than 1.0 (none means 0.3), -32601 for an unknown
@@ -239,175 +249,26 @@ export function createJsonRpcHandler(options: JsonRpcHandlerOptions): JsonRpcHan
   const handler = options.handler;
   const versions = options.versions ?? ["1.0"];
   const maxBytes = options.maxBodyBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-  const maxEventBytes = options.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES;
-  const keepAliveMs = options.keepAliveMs ?? 15_000;
   const extra = options.headers ?? {};
-  // Each open stream's shutdown function.
-  const open = new Set<() => void>();
+  const streams = new SseStreams({
+    keepAliveMs: options.keepAliveMs ?? 15_000,
+    maxEventBytes: options.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES,
+    headers: extra,
+  });
 
   const reply = (body: JsonRpcResponse, status = 200, headers: Record<string, string> = {}) =>
     new Response(JSON.stringify(body), {
       status,
       headers: { ...extra, ...headers, "content-type": "application/json" },
     });
-  const httpFailure = (err: A2AError, http: HttpFailure) =>
-    reply(failure(null, err), http.status, http.headers);
+  const httpFailure = ({ error, status, headers }: HttpFailure) =>
+    reply(failure(null, error), status, headers);
 
-  const authenticate = async (req: Request): Promise<Principal | Response> => {
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.get("authorization") ?? "");
-    if (!match) {
-      return httpFailure(new AuthenticationError("Missing bearer token"), {
-        status: 401,
-        headers: { "www-authenticate": 'Bearer realm="a2a"' },
-      });
-    }
-    try {
-      return await options.verifyToken(match[1]!, req);
-    } catch (err) {
-      if (err instanceof RateLimitedError) {
-        return httpFailure(err, {
-          status: 429,
-          headers: { "retry-after": String(err.retryAfterSeconds) },
-        });
-      }
-      if (err instanceof AuthenticationError) {
-        return httpFailure(err, {
-          status: 401,
-          headers: { "www-authenticate": 'Bearer realm="a2a", error="invalid_token"' },
-        });
-      }
-      return reply(failure(null, err), 500);
-    }
-  };
-
-  // The client going away cancels the body stream, which closes the subscription. (Deno's
-  // request.signal is not used: it also aborts after every successful response.)
-  const stream = (sub: Subscription, id: JsonRpcId, release: () => void): Response => {
-    const encoder = new TextEncoder();
-    let controller!: ReadableStreamDefaultController<Uint8Array>;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let finished = false;
-    const finish = (): boolean => {
-      if (finished) return false;
-      finished = true;
-      clearTimeout(timer);
-      open.delete(shutdown);
-      sub.close();
-      release();
-      return true;
-    };
-    // The keep-alive timer restarts on every write, so only an idle stream gets comments.
-    const arm = () => {
-      clearTimeout(timer);
-      if (keepAliveMs > 0) {
-        timer = setTimeout(() => {
-          if (!finished) write(SSE_KEEP_ALIVE);
-        }, keepAliveMs);
-      }
-    };
-    const write = (text: string) => {
-      controller.enqueue(encoder.encode(text));
-      arm();
-    };
-    const end = () => {
-      if (finish()) controller.close();
-    };
-    const fail = (err: unknown) => {
-      if (finished) return;
-      write(formatSseEvent(JSON.stringify(failure(id, err))));
-      end();
-    };
-    function shutdown() {
-      fail(
-        new ServiceUnavailableError(
-          "The server is shutting down; subscribe again with Last-Event-ID to continue",
-        ),
-      );
-    }
-    open.add(shutdown);
-    const body = new ReadableStream<Uint8Array>({
-      start(c) {
-        controller = c;
-        arm();
-      },
-      // Pulling one event at a time leaves a slow client's backlog in the Subscription, whose
-      // bound protects the task core (it ends the stream with StreamOverflowError).
-      async pull() {
-        let next: IteratorResult<{ seq: number }>;
-        try {
-          next = await sub.next();
-        } catch (err) {
-          return fail(err);
-        }
-        if (finished) return;
-        if (next.done) return end();
-        const { seq, ...result } = next.value;
-        const data = JSON.stringify({ jsonrpc: "2.0", id, result });
-        // A client may refuse anything larger, and would lose the whole stream to it; the task
-        // itself can still be read with GetTask.
-        if (exceedsUtf8(data, maxEventBytes)) {
-          return fail(
-            new InternalError(
-              `Stream event ${seq} is larger than the ${maxEventBytes}-byte limit: ${
-                utf8Length(data)
-              } bytes`,
-            ),
-          );
-        }
-        write(formatSseEvent(data, seq));
-      },
-      cancel() {
-        finish();
-      },
-    }, new CountQueuingStrategy({ highWaterMark: 16 }));
-    return new Response(body, {
-      headers: {
-        ...extra,
-        "content-type": "text/event-stream",
-        "cache-control": "no-cache",
-        "x-accel-buffering": "no",
-      },
-    });
-  };
-
-  const dispatch = async (req: Request, url: URL, principal: Principal): Promise<Response> => {
-    const bytes = await readBody(req, maxBytes);
-    if (bytes === undefined) {
-      return httpFailure(
-        new InvalidRequestError(`Request body is larger than ${maxBytes} bytes`),
-        { status: 413 },
-      );
-    }
-    let body: unknown;
-    try {
-      body = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
-    } catch {
-      return reply(failure(null, new JSONParseError()));
-    }
-    if (Array.isArray(body)) {
-      return reply(failure(
-        null,
-        new InvalidRequestError("Batch requests are not supported: send one request per POST"),
-      ));
-    }
-    if (typeof body !== "object" || body === null) {
-      return reply(failure(null, new InvalidRequestError("The request must be a JSON object")));
-    }
-    const envelope = body as Record<string, unknown>;
-    const notification = !Object.hasOwn(envelope, "id");
-    const id: JsonRpcId = isId(envelope.id) ? envelope.id : null;
-    if (!notification && !isId(envelope.id)) {
-      return reply(failure(null, new InvalidRequestError("id must be a string, a number or null")));
-    }
-    if (envelope.jsonrpc !== "2.0") {
-      return reply(failure(id, new InvalidRequestError('jsonrpc must be exactly "2.0"')));
-    }
-    const method = envelope.method;
-    if (typeof method !== "string") {
-      return reply(failure(id, new InvalidRequestError("method must be a string")));
-    }
-    const params = envelope.params;
-    const call: CallContext = { userId: principal.userId, origin: url.origin };
+  // One request object, past the HTTP checks: everything here answers HTTP 200 unless the error
+  // is one a client should back off from.
+  const call = async (req: Request, url: URL, principal: Principal, envelope: Envelope) => {
+    const { id, notification, method, params } = envelope;
+    const context: CallContext = { userId: principal.userId, origin: url.origin };
     const answer = (res: JsonRpcResponse, err?: unknown) => {
       if (notification) return new Response(null, { status: 204, headers: extra });
       // A used-up quota is the one error a client should back off from: say so in HTTP too.
@@ -421,20 +282,15 @@ export function createJsonRpcHandler(options: JsonRpcHandlerOptions): JsonRpcHan
       const unary = UNARY.get(method);
       const streaming = STREAMING.get(method);
       if (!unary && !streaming) throw new MethodNotFoundError(method);
-      if (
-        params !== undefined &&
-        (typeof params !== "object" || params === null || Array.isArray(params))
-      ) {
-        throw new InvalidParamsError("Invalid params: params must be an object", [
-          { field: "(params)", description: "must be an object" },
-        ]);
+      checkParams(params);
+      if (unary) {
+        return answer({ jsonrpc: "2.0", id, result: await unary(handler, context, params) });
       }
-      if (unary) return answer({ jsonrpc: "2.0", id, result: await unary(handler, call, params) });
       const last = method === "SubscribeToTask" ? lastEventIdOf(req) : undefined;
       const release = notification ? () => {} : options.admitStream?.(req) ?? (() => {});
       let sub: Subscription;
       try {
-        sub = await streaming!(handler, call, params, last);
+        sub = await streaming!(handler, context, params, last);
       } catch (err) {
         release();
         throw err;
@@ -444,54 +300,64 @@ export function createJsonRpcHandler(options: JsonRpcHandlerOptions): JsonRpcHan
         sub.close();
         return answer({ jsonrpc: "2.0", id, result: null });
       }
-      return stream(sub, id, release);
+      return streams.open(sub, {
+        event: (result) => JSON.stringify({ jsonrpc: "2.0", id, result }),
+        error: (err) => formatSseEvent(JSON.stringify(failure(id, err))),
+      }, release);
     } catch (err) {
       return answer(failure(id, err), err);
     }
   };
 
+  // The HTTP layer: shutdown, method, token, media type and body size, each with its status.
   const handle = async (req: Request): Promise<Response> => {
     if (options.closing?.()) {
       await req.body?.cancel();
-      return httpFailure(new ServiceUnavailableError("The server is shutting down"), {
+      return httpFailure({
+        error: new ServiceUnavailableError("The server is shutting down"),
         status: 503,
         headers: { "retry-after": "5" },
       });
     }
     if (req.method !== "POST") {
       await req.body?.cancel();
-      return httpFailure(new InvalidRequestError("Use POST for JSON-RPC requests"), {
+      return httpFailure({
+        error: new InvalidRequestError("Use POST for JSON-RPC requests"),
         status: 405,
         headers: { allow: "POST, OPTIONS" },
       });
     }
-    const principal = await authenticate(req);
-    if (principal instanceof Response) {
+    const auth = await authenticateBearer(req, options.verifyToken);
+    if ("failure" in auth) {
       await req.body?.cancel();
-      return principal;
+      return httpFailure(auth.failure);
     }
-    const type = req.headers.get("content-type")?.split(";")[0]?.trim().toLowerCase();
-    if (type !== "application/json" && type !== "application/a2a+json") {
+    const type = mediaTypeOf(req);
+    if (type === undefined || !JSON_MEDIA_TYPES.includes(type)) {
       await req.body?.cancel();
-      return httpFailure(
-        new InvalidRequestError(
+      // -32005, as the official SDK's server answers and its client expects (docs/JSONRPC.md).
+      return httpFailure({
+        error: new ContentTypeNotSupportedError(
           `Unsupported Content-Type: ${type ?? "(none)"}; use application/json`,
         ),
-        { status: 415, headers: { "accept-post": "application/json, application/a2a+json" } },
-      );
+        status: 415,
+        headers: { "accept-post": JSON_MEDIA_TYPES.join(", ") },
+      });
     }
-    return await dispatch(req, new URL(req.url), principal);
+    const bytes = await readBody(req, maxBytes);
+    if (bytes === undefined) {
+      return httpFailure({
+        error: new InvalidRequestError(`Request body is larger than ${maxBytes} bytes`),
+        status: 413,
+        headers: {},
+      });
+    }
+    const envelope = readEnvelope(bytes);
+    if ("jsonrpc" in envelope) return reply(envelope);
+    return await call(req, new URL(req.url), auth.principal, envelope);
   };
   return Object.defineProperties(handle as JsonRpcHandler, {
-    streams: { get: () => open.size },
-    close: {
-      value: async (): Promise<void> => {
-        if (open.size === 0) return;
-        for (const shutdown of [...open]) shutdown();
-        // Deno.serve drops a response whose last chunk is still unsent when it stops; one turn
-        // of the event loop lets the final events go out.
-        await new Promise((resolve) => setTimeout(resolve, 0));
-      },
-    },
+    streams: { get: () => streams.size },
+    close: { value: (): Promise<void> => streams.close() },
   });
 }

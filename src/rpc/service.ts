@@ -190,9 +190,11 @@ export class A2AService extends RpcTarget {
   }
 
   /**
-   * Exchanges a one-time ticket or a bearer token for the per-user capability.
+   * Exchanges a one-time ticket or a bearer token for the per-user capability. An open agent (a
+   * server without a token verifier) takes `{}`, or no argument, and acts for its one anonymous
+   * user; it ignores a ticket or token sent anyway.
    *
-   * @param credentials `{ ticket }` or `{ token }`.
+   * @param credentials `{ ticket }`, `{ token }`, or `{}` (also `null` or absent) for none.
    * @param options The A2A version and extensions for this session.
    * @returns The capability; every A2A operation is a method on it.
    */

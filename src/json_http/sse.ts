@@ -1,5 +1,5 @@
 // Server-Sent Events, both ends: a small parser for `text/event-stream` bodies (browser-safe, for
-// the JSON-RPC client) and the encoder the server uses.
+// the JSON-RPC client) and the encoders both JSON bindings' servers use.
 
 import { DEFAULT_MAX_EVENT_BYTES } from "../http/limits.ts";
 
@@ -135,6 +135,18 @@ export async function* parseSse(
  */
 export function formatSseEvent(data: string, id?: string | number): string {
   return id === undefined ? `data: ${data}\n\n` : `id: ${id}\ndata: ${data}\n\n`;
+}
+
+/**
+ * Encodes the `error` event that ends a stream, as the HTTP+JSON binding sends it (and the
+ * official SDK's REST client reads it): `event: error` and no id, since it is not one of the task's
+ * events and resuming must not skip past it.
+ *
+ * @param data The data; must not contain line breaks.
+ * @returns The event's text, ending with the blank line that dispatches it.
+ */
+export function formatSseErrorEvent(data: string): string {
+  return `event: error\ndata: ${data}\n\n`;
 }
 
 /** The SSE comment the server sends on idle streams so that proxies keep them open. */

@@ -1,4 +1,5 @@
-// Reading request bodies with a size limit that holds whatever Content-Length claims.
+// Reading request bodies with a size limit that holds whatever Content-Length claims, and telling
+// a JSON body by its media type. Below every HTTP binding (capnweb batches use it too).
 
 /**
  * Reads a request body, giving up once more than `max` bytes have arrived, whatever
@@ -38,4 +39,18 @@ export async function readBody(
     at += c.byteLength;
   }
   return out;
+}
+
+/** The media types a JSON request body may be sent as (A2A 1.0 section 11.1 prefers the second). */
+export const JSON_MEDIA_TYPES: readonly string[] = ["application/json", "application/a2a+json"];
+
+/**
+ * The media type of a request's body, lower-cased and without parameters.
+ *
+ * @param req The request.
+ * @returns The media type, or undefined when there is no Content-Type.
+ */
+export function mediaTypeOf(req: Request): string | undefined {
+  const type = req.headers.get("content-type")?.split(";")[0]?.trim().toLowerCase();
+  return type === "" ? undefined : type;
 }
