@@ -218,5 +218,6 @@ export {
 export { JSONRPC_BINDING, JSONRPC_METHODS } from "./src/jsonrpc/protocol.ts";
 export type { VerifyToken } from "./src/json_http/auth.ts";
 export { createRestHandler, type RestHandler, type RestHandlerOptions } from "./src/rest/server.ts";
+export type { JsonBindingOptions } from "./src/json_http/options.ts";
 export { REST_BINDING, type RestErrorBody } from "./src/rest/protocol.ts";
 export { chunkText, demoAgent, demoAgentCard, SLOW_CHUNK_MS } from "./src/demo/agent.ts";

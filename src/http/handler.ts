@@ -19,6 +19,7 @@ import { createJsonRpcHandler } from "../jsonrpc/server.ts";
 import { JSONRPC_BINDING } from "../jsonrpc/protocol.ts";
 import { REST_BINDING } from "../rest/protocol.ts";
 import { createRestHandler } from "../rest/server.ts";
+import type { JsonBindingOptions } from "../json_http/options.ts";
 import { A2AService, redactError, type ServiceContext } from "../rpc/service.ts";
 import { guardCapnwebRejections } from "../rpc/rejection_guard.ts";
 import { CLOSE_POLICY_VIOLATION, SizeLimitedTransport } from "../rpc/size_limited_transport.ts";
@@ -724,7 +725,8 @@ export function createHandler(options: HandlerOptions): A2AHandler {
     });
   };
 
-  const handleJsonRpc = createJsonRpcHandler({
+  // What the two JSON bindings share: one request handler, one token check, the same limits.
+  const jsonBinding: JsonBindingOptions = {
     handler: requestHandler,
     verifyToken: (token, req) => sessions.verifyToken(token, addresses.get(req)),
     admitStream: (req) => connections.admit(addresses.get(req)),
@@ -734,21 +736,10 @@ export function createHandler(options: HandlerOptions): A2AHandler {
     ...(limits.sseKeepAliveMs !== undefined && { keepAliveMs: limits.sseKeepAliveMs }),
     headers: CORS_HEADERS,
     closing: () => closing,
-  });
-
-  const handleRest = createRestHandler({
-    handler: requestHandler,
-    // For its messages: the routes come from the path below it, with the basePath already off.
-    mountPath: basePath + PATHS.rest,
-    verifyToken: (token, req) => sessions.verifyToken(token, addresses.get(req)),
-    admitStream: (req) => connections.admit(addresses.get(req)),
-    versions: SUPPORTED_VERSIONS,
-    maxBodyBytes: maxBytes,
-    maxEventBytes,
-    ...(limits.sseKeepAliveMs !== undefined && { keepAliveMs: limits.sseKeepAliveMs }),
-    headers: CORS_HEADERS,
-    closing: () => closing,
-  });
+  };
+  const handleJsonRpc = createJsonRpcHandler(jsonBinding);
+  // For its messages: the routes come from the path below it, with the basePath already off.
+  const handleRest = createRestHandler({ ...jsonBinding, mountPath: basePath + PATHS.rest });
 
   const handleAuth = async (req: Request): Promise<Response> => {
     if (req.method !== "POST") return httpError(405, "Use POST", { allow: "POST, OPTIONS" });

@@ -17,7 +17,7 @@ import {
 } from "../errors/errors.ts";
 import type { CallContext, RequestHandler } from "../tasks/request_handler.ts";
 import type { Subscription } from "../tasks/subscription.ts";
-import { authenticateBearer, type HttpFailure, type VerifyToken } from "../json_http/auth.ts";
+import { authenticateBearer, type HttpFailure } from "../json_http/auth.ts";
 import { JSON_MEDIA_TYPES, mediaTypeOf, readBody } from "../json_http/body.ts";
 import {
   checkVersion,
@@ -28,46 +28,14 @@ import {
 } from "../json_http/service_params.ts";
 import { formatSseEvent } from "../json_http/sse.ts";
 import { SseStreams } from "../json_http/sse_stream.ts";
+import type { JsonBindingOptions } from "../json_http/options.ts";
 import { DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_MESSAGE_BYTES } from "../http/limits.ts";
 import type { JsonRpcErrorObject, JsonRpcId, JsonRpcResponse } from "./protocol.ts";
 
 const log = getLogger(["a2a-capnweb", "jsonrpc"]);
 
 /** Options of {@link createJsonRpcHandler}. */
-export interface JsonRpcHandlerOptions {
-  /** The request handler shared by every binding. */
-  handler: RequestHandler;
-  /**
-   * Verifies a bearer token; throws AuthenticationError when it is not valid (HTTP 401), or
-   * RateLimitedError when its sender made too many failed attempts (HTTP 429).
-   */
-  verifyToken: VerifyToken;
-  /** The A2A versions served (`Major.Minor`); default `["1.0"]`. */
-  versions?: readonly string[];
-  /** Largest request body accepted, in bytes (default 4 MiB). */
-  maxBodyBytes?: number;
-  /**
-   * Largest SSE event sent, in bytes of its `data` (default 64 MiB, `DEFAULT_MAX_EVENT_BYTES`,
-   * which is what this module's client accepts). A larger event is not sent: the stream ends
-   * with a -32603 error event that names the limit.
-   */
-  maxEventBytes?: number;
-  /**
-   * Milliseconds of silence after which an SSE stream gets a `: keep-alive` comment (default
-   * 15 000; 0 turns it off).
-   */
-  keepAliveMs?: number;
-  /** Headers added to every response (CORS). */
-  headers?: Record<string, string>;
-  /** True once the server is shutting down: new requests get HTTP 503. */
-  closing?: () => boolean;
-  /**
-   * Counts a new SSE stream against the server's connection limits before it opens: returns a
-   * function called once when the stream ends, or throws QuotaExceededError (HTTP 429) or
-   * ServiceUnavailableError (HTTP 503) to refuse it.
-   */
-  admitStream?: (req: Request) => () => void;
-}
+export type JsonRpcHandlerOptions = JsonBindingOptions;
 
 /** The JSON-RPC endpoint's handler, with a way to end its open streams. */
 export interface JsonRpcHandler {

@@ -16,7 +16,7 @@ import {
   ServiceUnavailableError,
 } from "../errors/errors.ts";
 import { DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_MESSAGE_BYTES } from "../http/limits.ts";
-import { authenticateBearer, type HttpFailure, type VerifyToken } from "../json_http/auth.ts";
+import { authenticateBearer, type HttpFailure } from "../json_http/auth.ts";
 import { JSON_MEDIA_TYPES, mediaTypeOf, readBody } from "../json_http/body.ts";
 import {
   checkVersion,
@@ -28,6 +28,7 @@ import {
 } from "../json_http/service_params.ts";
 import { formatSseErrorEvent } from "../json_http/sse.ts";
 import { SseStreams } from "../json_http/sse_stream.ts";
+import type { JsonBindingOptions } from "../json_http/options.ts";
 import type { CallContext, RequestHandler } from "../tasks/request_handler.ts";
 import type { Subscription } from "../tasks/subscription.ts";
 import { restErrorBody, restStatusOf } from "./protocol.ts";
@@ -36,44 +37,12 @@ import { matchRoute, type RouteMatch } from "./routes.ts";
 const log = getLogger(["a2a-capnweb", "rest"]);
 
 /** Options of {@link createRestHandler}. */
-export interface RestHandlerOptions {
-  /** The request handler shared by every binding. */
-  handler: RequestHandler;
-  /**
-   * Verifies a bearer token; throws AuthenticationError when it is not valid (HTTP 401), or
-   * RateLimitedError when its sender made too many failed attempts (HTTP 429).
-   */
-  verifyToken: VerifyToken;
+export interface RestHandlerOptions extends JsonBindingOptions {
   /**
    * The path the binding is mounted at (default `/a2a/rest`): the operations' paths follow it
    * (`/a2a/rest/message:send`). Used when the handler is called without the path below it.
    */
   mountPath?: string;
-  /** The A2A versions served (`Major.Minor`); default `["1.0"]`. */
-  versions?: readonly string[];
-  /** Largest request body accepted, in bytes (default 4 MiB). */
-  maxBodyBytes?: number;
-  /**
-   * Largest SSE event sent, in bytes of its `data` (default 64 MiB, `DEFAULT_MAX_EVENT_BYTES`).
-   * A larger event is not sent: the stream ends with an error event (500 INTERNAL, -32603) that
-   * names the limit.
-   */
-  maxEventBytes?: number;
-  /**
-   * Milliseconds of silence after which an SSE stream gets a `: keep-alive` comment (default
-   * 15 000; 0 turns it off).
-   */
-  keepAliveMs?: number;
-  /** Headers added to every response (CORS). */
-  headers?: Record<string, string>;
-  /** True once the server is shutting down: new requests get HTTP 503. */
-  closing?: () => boolean;
-  /**
-   * Counts a new SSE stream against the server's connection limits before it opens: returns a
-   * function called once when the stream ends, or throws QuotaExceededError (HTTP 429) or
-   * ServiceUnavailableError (HTTP 503) to refuse it.
-   */
-  admitStream?: (req: Request) => () => void;
 }
 
 /** The HTTP+JSON binding's handler, with a way to end its open streams. */
