@@ -13,14 +13,12 @@
  *
  * @example Send a message to a demo server
  * ```ts ignore
- * import { A2AClient } from "@a2a-capnweb/core/client";
+ * import { A2AClient, userMessage } from "@a2a-capnweb/core/client";
  *
  * await using client = await A2AClient.connect("http://127.0.0.1:8000", {
  *   token: "token-alice",
  * });
- * const { task } = await client.sendMessage({
- *   message: { messageId: crypto.randomUUID(), role: "ROLE_USER", parts: [{ text: "hi" }] },
- * });
+ * const { task } = await client.sendMessage({ message: userMessage("hi") });
  * console.log(task?.status.state);
  * ```
  *
@@ -29,6 +27,7 @@
 
 import { RpcTarget } from "capnweb";
 import { HttpBatchTransport } from "./src/client/batch_transport.ts";
+import { type CaFetch, caFetch, trustingWebSocket } from "./src/client/tls.ts";
 import { fromWireError, InvalidAgentResponseError } from "./src/errors/errors.ts";
 import { DEFAULT_MAX_EVENT_BYTES } from "./src/http/limits.ts";
 import {
@@ -50,8 +49,15 @@ import {
 } from "./src/client/websocket_session.ts";
 import type { StreamEvent } from "./src/tasks/store.ts";
 import type { CallbackPushConfig } from "./src/push/types.ts";
-import { type AgentCard, AgentCardSchema } from "./src/types/agent_card.ts";
+import type { AgentCard } from "./src/types/agent_card.ts";
+import { checkAgentCard } from "./src/client/card.ts";
 import type { Message, StreamResponse, Task } from "./src/types/core.ts";
+import {
+  type StreamResponseKind,
+  streamResponseKind,
+  userMessage,
+  type UserMessageOptions,
+} from "./src/types/messages.ts";
 import type {
   CancelTaskRequest,
   DeleteTaskPushNotificationConfigRequest,
@@ -101,6 +107,8 @@ export type {
   WebSocketConstructor,
 };
 export { JSONRPC_BINDING, JsonRpcClient };
+export { streamResponseKind, userMessage };
+export type { StreamResponseKind, UserMessageOptions };
 
 /** Options of {@linkcode A2AClient.connect}. */
 export interface ConnectOptions {
@@ -120,6 +128,15 @@ export interface ConnectOptions {
   webSocket?: WebSocketConstructor;
   /** The fetch implementation (default: the global one). */
   fetch?: typeof fetch;
+  /**
+   * PEM certificates of CAs to trust for this agent, for a server whose certificate a private CA
+   * issued (Deno and Node). The WebSocket (`npm:ws`) trusts exactly these, and Deno's fetch these
+   * besides its default roots (through `Deno.createHttpClient`, closed with the client). In Node,
+   * whose fetch takes no CA, pass a `fetch` that trusts it as well (undici's, with an `Agent`
+   * whose `connect.ca` is the CA); a given `fetch` or `webSocket` is used as it is. Browsers
+   * trust their system's store only.
+   */
+  caCerts?: string[];
   /** The A2A version to request (default `1.0`). */
   version?: string;
   /** Extension URIs to request. */
@@ -191,12 +208,13 @@ function isNodeLike(): boolean {
   return g.Deno !== undefined || g.process?.versions?.node !== undefined;
 }
 
-async function defaultWebSocket(): Promise<WebSocketConstructor> {
+async function defaultWebSocket(caCerts?: readonly string[]): Promise<WebSocketConstructor> {
   if (isNodeLike()) {
     // Deno's built-in WebSocket client leaves Nagle's algorithm on, which delays every capnweb
     // call by a delayed-ACK timeout; ws sets TCP_NODELAY.
     const mod = await import("ws");
-    return corking((mod.WebSocket ?? mod.default) as unknown as WebSocketConstructor);
+    const WS = (mod.WebSocket ?? mod.default) as unknown as WebSocketConstructor;
+    return corking(caCerts ? trustingWebSocket(WS, caCerts) : WS);
   }
   return globalThis.WebSocket;
 }
@@ -332,6 +350,7 @@ export class A2AClient implements AsyncDisposable {
   #session: WebSocketSession | undefined;
   #jsonrpc: JsonRpcClient | undefined;
   #closed = false;
+  #ca: CaFetch | undefined;
 
   private constructor(card: AgentCard, url: string, options: ConnectOptions) {
     this.agentCard = card;
@@ -354,18 +373,44 @@ export class A2AClient implements AsyncDisposable {
    * @throws {AuthenticationError} When the token is refused, or missing for an agent that needs one.
    */
   static async connect(baseUrl: string | URL, options: ConnectOptions = {}): Promise<A2AClient> {
+    // A fetch that trusts the given CAs, owned by the client from here on.
+    const ca = options.caCerts !== undefined && options.fetch === undefined
+      ? caFetch(options.caCerts)
+      : undefined;
+    try {
+      return await A2AClient.#connect(baseUrl, ca ? { ...options, fetch: ca.fetch } : options, ca);
+    } catch (err) {
+      ca?.close();
+      throw err;
+    }
+  }
+
+  static async #connect(
+    baseUrl: string | URL,
+    options: ConnectOptions,
+    ca: CaFetch | undefined,
+  ): Promise<A2AClient> {
     const doFetch = options.fetch ?? fetch;
     const cardUrl = agentCardUrl(baseUrl);
-    const res = await doFetch(cardUrl, { headers: { accept: "application/json" } });
+    let res: Response;
+    try {
+      res = await doFetch(cardUrl, { headers: { accept: "application/json" } });
+    } catch (err) {
+      // Deno and undici say "fetch failed" and keep the reason (a certificate the client does
+      // not trust, a refused connection) in `cause`.
+      const cause = (err as { cause?: { message?: unknown } })?.cause?.message;
+      const detail = typeof cause === "string" ? cause : (err as Error)?.message ?? String(err);
+      throw new Error(`Cannot read agent card: ${cardUrl}: ${detail}`, { cause: err });
+    }
     if (!res.ok) {
       await res.body?.cancel();
       throw new Error(`Cannot read agent card: ${cardUrl} answered ${res.status}`);
     }
-    const parsed = AgentCardSchema.safeParse(await res.json());
-    if (!parsed.success) {
-      throw new InvalidAgentResponseError(`Invalid agent card: ${parsed.error.issues[0]?.message}`);
-    }
-    const card = parsed.data;
+    const card = checkAgentCard(
+      await res.json().catch((err: Error) => {
+        throw new InvalidAgentResponseError(`Invalid agent card: not JSON: ${err.message}`);
+      }),
+    );
     const wanted = options.transport;
     const capnweb = wanted === "jsonrpc"
       ? undefined
@@ -383,6 +428,7 @@ export class A2AClient implements AsyncDisposable {
     const transport = capnweb ? wanted ?? "websocket" : "jsonrpc";
     const url = new URL((capnweb ?? jsonrpc)!.url, cardUrl).href;
     const client = new A2AClient(card, url, { ...options, transport });
+    client.#ca = ca;
     await client.#open();
     return client;
   }
@@ -426,8 +472,9 @@ export class A2AClient implements AsyncDisposable {
     const o = this.#options;
     this.#session = new WebSocketSession(this.#url, {
       ...(o.token !== undefined && { token: o.token }),
-      fetch: o.fetch ?? fetch,
-      webSocket: async () => o.webSocket ?? await defaultWebSocket(),
+      // Unbound, as a browser's fetch must be called.
+      fetch: o.fetch ?? ((input, init) => fetch(input, init)),
+      webSocket: async () => o.webSocket ?? await defaultWebSocket(o.caCerts),
       authOptions: this.#authOptions(),
       reconnect: o.reconnect === false ? { enabled: false } : o.reconnect ?? {},
       ...(o.liveness && { liveness: o.liveness }),
@@ -613,6 +660,7 @@ export class A2AClient implements AsyncDisposable {
     this.#closed = true;
     this.#jsonrpc?.close();
     await this.#session?.close();
+    this.#ca?.close();
   }
 
   /** Same as `close()`. */
@@ -621,25 +669,9 @@ export class A2AClient implements AsyncDisposable {
   }
 }
 
-async function cli(args: string[]): Promise<void> {
-  const [base, ...words] = args;
-  if (!base || words.length === 0) {
-    // deno-lint-ignore no-console
-    console.error('Usage: deno run -A client.ts BASE_URL "message text"  (token from A2A_TOKEN)');
-    Deno.exit(2);
-  }
-  // An empty A2A_TOKEN is none, for an open agent (which ignores a token anyway).
-  const token = Deno.env.get("A2A_TOKEN") ?? "token-alice";
-  await using client = await A2AClient.connect(base, token === "" ? {} : { token });
-  const message: Message = {
-    messageId: crypto.randomUUID(),
-    role: "ROLE_USER",
-    parts: [{ text: words.join(" ") }],
-  };
-  for await (const event of client.sendStreamingMessage({ message })) {
-    // deno-lint-ignore no-console
-    console.log(JSON.stringify(event));
-  }
+if (import.meta.main) {
+  // The CLI is a module of its own, loaded only here, so that the browser bundle can leave it out
+  // (`deno task bundle` marks it external).
+  const { runCli } = await import("./src/client/cli.ts");
+  Deno.exitCode = await runCli(Deno.args, A2AClient, { token: Deno.env.get("A2A_TOKEN") });
 }
-
-if (import.meta.main) await cli(Deno.args);

@@ -44,6 +44,12 @@ export type {
   TaskStatusUpdateEvent,
 } from "./src/types/core.ts";
 export { INTERRUPTED_STATES, isTerminalState, TERMINAL_STATES } from "./src/types/core.ts";
+export {
+  type StreamResponseKind,
+  streamResponseKind,
+  userMessage,
+  type UserMessageOptions,
+} from "./src/types/messages.ts";
 export type {
   AgentCapabilities,
   AgentCard,
@@ -120,6 +126,7 @@ export {
   type RequestContext,
   type StatusOptions,
   textOf,
+  type TraceContext,
 } from "./src/tasks/executor.ts";
 export {
   InMemoryTaskStore,
@@ -147,6 +154,7 @@ export {
 export type { KvLeaseOptions } from "./src/tasks/kv_lease.ts";
 export { StreamOverflowError, Subscription } from "./src/tasks/subscription.ts";
 export {
+  type CallOptions,
   type MessageHook,
   type TaskEventListener,
   TaskManager,
@@ -154,6 +162,7 @@ export {
   trimTask,
 } from "./src/tasks/task_manager.ts";
 export { Inflight } from "./src/tasks/inflight.ts";
+export type { OperationObserver } from "./src/tasks/observer.ts";
 export {
   type CallContext,
   RequestHandler,
@@ -191,11 +200,13 @@ export {
   PATHS,
   type ServerLimits,
 } from "./src/http/handler.ts";
+export { trustedProxyAddress, type TrustedProxyOptions } from "./src/http/trusted_proxy.ts";
 export type { AuthenticateOptions, PushCallback, StreamSink } from "./src/rpc/types.ts";
 export {
   type CreatePushConfigOptions,
   type PushConfigPage,
   PushDispatcher,
+  type PushHooks,
   type PushOptions,
 } from "./src/push/dispatcher.ts";
 export {
@@ -221,3 +232,7 @@ export { createRestHandler, type RestHandler, type RestHandlerOptions } from "./
 export type { JsonBindingOptions } from "./src/json_http/options.ts";
 export { REST_BINDING, type RestErrorBody } from "./src/rest/protocol.ts";
 export { chunkText, demoAgent, demoAgentCard, SLOW_CHUNK_MS } from "./src/demo/agent.ts";
+export { demoPageHtml, type DemoPageOptions } from "./src/demo/page.ts";
+export { ACCESS_LOG_CATEGORY } from "./src/observability/access_log.ts";
+export type { MetricsOption } from "./src/observability/metrics.ts";
+export { TRACER_NAME } from "./src/observability/tracing.ts";

@@ -67,6 +67,15 @@ export interface ServeOptions extends HandlerOptions {
   onListen?: (addr: Deno.NetAddr) => void;
   /** How long `shutdown()` lets calls in progress finish, in milliseconds (default 10 000). */
   shutdownTimeoutMs?: number;
+  /**
+   * The server's TLS certificate chain, PEM (the leaf first, then intermediates); with `key`, the
+   * server speaks HTTPS and WSS only (Deno.serve's own TLS, which offers HTTP/2 to clients that
+   * negotiate it by ALPN, and HTTP/1.1, which WebSockets use), and its card advertises `https://`
+   * URLs. Leave both out behind a proxy that terminates TLS.
+   */
+  cert?: string;
+  /** The private key of `cert`, PEM. */
+  key?: string;
 }
 
 /** A running server. */
@@ -93,6 +102,12 @@ export interface A2AServer {
  * @returns The running server.
  */
 export function serve(options: ServeOptions): A2AServer {
+  if ((options.cert === undefined) !== (options.key === undefined)) {
+    throw new TypeError("Invalid TLS options: cert and key go together, give both or neither");
+  }
+  const tls = options.cert !== undefined && options.key !== undefined
+    ? { cert: options.cert, key: options.key }
+    : undefined;
   const handler = createHandler(options);
   const ac = new AbortController();
   const httpServer = Deno.serve({
@@ -100,6 +115,7 @@ export function serve(options: ServeOptions): A2AServer {
     hostname: options.hostname ?? "127.0.0.1",
     signal: ac.signal,
     onListen: (addr) => options.onListen?.(addr),
+    ...tls,
   }, handler);
   const addr = httpServer.addr;
   const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
@@ -108,7 +124,7 @@ export function serve(options: ServeOptions): A2AServer {
   let stopping: Promise<void> | undefined;
   return {
     addr,
-    url: `http://${host}:${addr.port}${basePath}`,
+    url: `${tls ? "https" : "http"}://${host}:${addr.port}${basePath}`,
     handler,
     finished: httpServer.finished,
     shutdown() {
@@ -144,6 +160,15 @@ interface ServerArgs {
   allowedOrigins?: string;
   noAuth: boolean;
   basePath?: string;
+  shutdownTimeoutMs?: number;
+  streamBuffer?: number;
+  noPush: boolean;
+  noExtendedCard: boolean;
+  requireExtension?: string;
+  certFile?: string;
+  keyFile?: string;
+  trustedProxies: string[];
+  metrics: boolean;
 }
 
 /** The `allowedOrigins` option from `"*"` or a comma-separated list (none when unset). */
@@ -153,11 +178,29 @@ function originsOption(list: string | undefined): Pick<ServeOptions, "allowedOri
   return { allowedOrigins: origins.includes("*") ? "*" : origins };
 }
 
+/** The entries of a comma-separated list, trimmed, without empty ones. */
+function csvList(text: string): string[] {
+  return text.split(",").map((s) => s.trim()).filter((s) => s !== "");
+}
+
+/** A whole number of at least `min` from a flag's value. */
+function count(flag: string, text: string, min = 0): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < min) {
+    throw new TypeError(`Invalid value for ${flag}: ${text} (a whole number, at least ${min})`);
+  }
+  return n;
+}
+
 function parseArgs(args: string[]): ServerArgs {
   const out: ServerArgs = {
     port: 8000,
     hostname: "127.0.0.1",
     noAuth: false,
+    noPush: false,
+    noExtendedCard: false,
+    trustedProxies: [],
+    metrics: false,
   };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
@@ -198,6 +241,34 @@ function parseArgs(args: string[]): ServerArgs {
       case "--base-path":
         out.basePath = value();
         break;
+      case "--cert":
+        out.certFile = value();
+        break;
+      case "--key":
+        out.keyFile = value();
+        break;
+      case "--trusted-proxy":
+        out.trustedProxies.push(...csvList(value()));
+        break;
+      case "--shutdown-timeout":
+        out.shutdownTimeoutMs = count(flag, value());
+        break;
+      case "--stream-buffer":
+        out.streamBuffer = count(flag, value(), 1);
+        break;
+      case "--no-push":
+      case "--no-extended-card":
+        if (inline !== undefined) throw new TypeError(`${flag} takes no value`);
+        if (flag === "--no-push") out.noPush = true;
+        else out.noExtendedCard = true;
+        break;
+      case "--require-extension":
+        out.requireExtension = value();
+        break;
+      case "--metrics":
+        if (inline !== undefined) throw new TypeError("--metrics takes no value");
+        out.metrics = true;
+        break;
       case "--help":
       case "-h":
         throw new TypeError("help");
@@ -210,12 +281,22 @@ function parseArgs(args: string[]): ServerArgs {
 
 const USAGE = `Usage: deno run -A server.ts [--port N] [--hostname H]
          [--public-url URL] [--base-path PATH] [--data PATH | --postgres URL]
-         [--allowed-origins LIST] [--no-auth]
+         [--allowed-origins LIST] [--no-auth] [--shutdown-timeout MS]
+         [--cert FILE --key FILE] [--trusted-proxy LIST] [--metrics]
+         [--stream-buffer N] [--no-push] [--no-extended-card] [--require-extension URI]
 
 Runs the a2a-capnweb demo agent.
   --port N          port to listen on (default 8000; 0 picks a free port)
   --hostname H      interface to listen on (default 127.0.0.1)
   --public-url URL  base URL to advertise in the agent card (behind a proxy)
+  --cert FILE --key FILE  serve HTTPS and WSS with this PEM certificate chain and key
+                    (HTTP/2 for clients that negotiate it); the card advertises https URLs
+  --trusted-proxy LIST  addresses or CIDR ranges of the reverse proxies in front,
+                    comma-separated or repeated: from them the client address (for the
+                    per-address limits and logs) is read from X-Forwarded-For; from
+                    anyone else the header is ignored
+  --metrics         serve GET /metrics (Prometheus text format); with A2A_METRICS_TOKEN set,
+                    only to requests that send it as a bearer token
   --base-path PATH  serve every endpoint under PATH, e.g. /agents/echo: the card at
                     PATH/.well-known/agent-card.json, capnweb at PATH/a2a/capnweb, ...
                     (nothing is served outside it, the root's agent card included)
@@ -235,6 +316,16 @@ Runs the a2a-capnweb demo agent.
   --allowed-origins LIST  browser origins that may call the server, comma-separated
                     exact origins ("https://app.example.com") or "*" (default "*";
                     requests without an Origin header and same-origin ones always pass)
+  --shutdown-timeout MS  how long SIGTERM/SIGINT lets calls in progress and the streams'
+                    last events finish before the sockets close (default 10000)
+To reach the error paths of the protocol by hand (docs/BINDING.md section 8):
+  --stream-buffer N events that may wait per stream (default 1024): a small N makes a
+                    slow consumer's stream end with -31002 after a few events
+  --no-push         declare no push notifications: push operations answer -32003
+  --no-extended-card  declare an extended agent card but configure none:
+                    GetExtendedAgentCard answers -32007
+  --require-extension URI  declare URI as a required extension: a client that does not
+                    list it in A2A-Extensions (or authenticate's extensions) gets -32008
 Environment:
   A2A_TOKENS        bearer tokens, "user=token,user2=token2" (default "${DEMO_TOKENS}")
   A2A_JWT_JWKS_URL  verify bearer tokens as JWTs signed by keys from this JWKS URL
@@ -249,8 +340,20 @@ Environment:
   A2A_BASE_PATH     the same as --base-path
   A2A_ANONYMOUS_USER  with --no-auth, the user id every caller acts as (default anonymous)
   A2A_POSTGRES_URL  the same as --postgres
+  A2A_TLS_CERT, A2A_TLS_KEY  the same as --cert and --key (file paths)
+  A2A_TRUSTED_PROXIES  the same as --trusted-proxy
+  A2A_SHUTDOWN_TIMEOUT_MS  the same as --shutdown-timeout
+  A2A_METRICS=1     the same as --metrics
+  A2A_METRICS_TOKEN  the bearer token /metrics asks for (implies --metrics)
   A2A_PUSH_ALLOW_LOOPBACK=1  let push webhooks reach loopback addresses (local receivers)
   A2A_PUSH_ALLOW_PRIVATE=1   let push webhooks reach private (RFC 1918, fc00::/7) addresses`;
+
+/** `/metrics` from `--metrics`, `A2A_METRICS` and `A2A_METRICS_TOKEN`: off unless asked for. */
+function metricsOption(args: ServerArgs): Pick<ServeOptions, "metrics"> {
+  const token = Deno.env.get("A2A_METRICS_TOKEN") || undefined;
+  if (token !== undefined) return { metrics: { token } };
+  return args.metrics || Deno.env.get("A2A_METRICS") === "1" ? { metrics: true } : {};
+}
 
 /** A card without security schemes or requirements, for an open agent. */
 function openCard(card: AgentCardInput): AgentCardInput {
@@ -259,6 +362,52 @@ function openCard(card: AgentCardInput): AgentCardInput {
     ...rest,
     skills: rest.skills.map(({ securityRequirements: _skill, ...skill }) => skill),
   };
+}
+
+/** The demo card as the flags that provoke errors change it (`--no-push`, ...). */
+function withErrorFlags(card: AgentCardInput, args: ServerArgs): AgentCardInput {
+  const capabilities = { ...card.capabilities };
+  if (args.noPush) capabilities.pushNotifications = false;
+  if (args.requireExtension !== undefined) {
+    capabilities.extensions = [
+      ...(capabilities.extensions ?? []),
+      {
+        uri: args.requireExtension,
+        required: true,
+        description: "Required by --require-extension",
+      },
+    ];
+  }
+  return { ...card, capabilities };
+}
+
+/** Whether the server accepts the documented demo tokens (no --no-auth, A2A_TOKENS or JWT). */
+function usesDemoTokens(args: ServerArgs): boolean {
+  const env = (name: string) => Deno.env.get(name)?.trim() || undefined;
+  return !args.noAuth && env("A2A_JWT_JWKS_URL") === undefined && env("A2A_TOKENS") === undefined;
+}
+
+/** The PEM certificate and key from their files, or nothing; exits when they cannot be read. */
+function readTls(
+  certFile: string | undefined,
+  keyFile: string | undefined,
+): { cert: string; key: string } | Record<never, never> {
+  if (certFile === undefined && keyFile === undefined) return {};
+  if (certFile === undefined || keyFile === undefined) {
+    // deno-lint-ignore no-console
+    console.error("Give both --cert and --key (or A2A_TLS_CERT and A2A_TLS_KEY), or neither");
+    Deno.exit(2);
+  }
+  const read = (file: string, what: string) => {
+    try {
+      return Deno.readTextFileSync(file);
+    } catch (err) {
+      // deno-lint-ignore no-console
+      console.error(`Cannot read the TLS ${what} ${file}: ${(err as Error).message}`);
+      Deno.exit(2);
+    }
+  };
+  return { cert: read(certFile, "certificate"), key: read(keyFile, "key") };
 }
 
 /** The verifier from the environment: JWT when A2A_JWT_JWKS_URL is set, else A2A_TOKENS. */
@@ -304,9 +453,20 @@ async function main(): Promise<void> {
     args = parseArgs(Deno.args);
   } catch (err) {
     const msg = (err as Error).message;
+    if (msg === "help") {
+      // deno-lint-ignore no-console
+      console.log(USAGE);
+      Deno.exit(0);
+    }
     // deno-lint-ignore no-console
-    console.error(msg === "help" ? USAGE : `${msg}\n\n${USAGE}`);
-    Deno.exit(msg === "help" ? 0 : 2);
+    console.error(`${msg}\n\n${USAGE}`);
+    Deno.exit(2);
+  }
+  const missing = missingPermissions();
+  if (missing.length > 0) {
+    // deno-lint-ignore no-console
+    console.error(permissionAdvice(`it needs ${missing.join(" ")}`));
+    Deno.exit(2);
   }
   await configure({
     sinks: { console: getConsoleSink() },
@@ -326,6 +486,13 @@ async function main(): Promise<void> {
     console.error("Choose one store: --data (Deno KV) or --postgres, not both");
     Deno.exit(2);
   }
+  const tls = readTls(
+    args.certFile ?? (Deno.env.get("A2A_TLS_CERT") || undefined),
+    args.keyFile ?? (Deno.env.get("A2A_TLS_KEY") || undefined),
+  );
+  const trustedProxies = args.trustedProxies.length > 0
+    ? args.trustedProxies
+    : csvList(Deno.env.get("A2A_TRUSTED_PROXIES") ?? "");
   let store: KvTaskStore | undefined;
   let shared: PostgresTaskStore | undefined;
   if (postgresUrl !== undefined) {
@@ -361,18 +528,29 @@ async function main(): Promise<void> {
     }
   }
   // The demo card declares the bearer scheme; an open agent's card must not.
-  const card = args.noAuth ? openCard(demoAgentCard) : demoAgentCard;
+  const card = withErrorFlags(args.noAuth ? openCard(demoAgentCard) : demoAgentCard, args);
+  const shutdownTimeout = args.shutdownTimeoutMs ??
+    (Deno.env.get("A2A_SHUTDOWN_TIMEOUT_MS") || undefined);
   let server: A2AServer;
   try {
     server = serve({
       port: args.port,
       hostname: args.hostname,
       ...(args.publicUrl !== undefined && { publicUrl: args.publicUrl }),
+      ...tls,
+      ...(trustedProxies.length > 0 && { trustedProxies }),
       ...(basePath !== undefined && { basePath }),
       ...(anonymousUserId !== undefined && { anonymousUserId }),
       ...originsOption(args.allowedOrigins ?? Deno.env.get("A2A_ALLOWED_ORIGINS")),
       agentCard: card,
       executor: demoAgent,
+      // The page offers alice's token only when the server accepts the documented demo tokens.
+      demoPage: usesDemoTokens(args) ? { token: "token-alice" } : true,
+      ...metricsOption(args),
+      ...(shutdownTimeout !== undefined &&
+        { shutdownTimeoutMs: count("A2A_SHUTDOWN_TIMEOUT_MS", String(shutdownTimeout)) }),
+      ...(args.streamBuffer !== undefined &&
+        { limits: { subscriberBufferLimit: args.streamBuffer } }),
       ...(verifier && { verifier }),
       ...(store && { store }),
       ...(shared && { store: shared, tickets: shared.tickets }),
@@ -380,10 +558,12 @@ async function main(): Promise<void> {
         allowLoopback: Deno.env.get("A2A_PUSH_ALLOW_LOOPBACK") === "1",
         allowPrivateDestinations: Deno.env.get("A2A_PUSH_ALLOW_PRIVATE") === "1",
       },
-      extendedAgentCard: {
-        ...card,
-        description: `${card.description} (extended card for authenticated users)`,
-      },
+      ...(!args.noExtendedCard && {
+        extendedAgentCard: {
+          ...card,
+          description: `${card.description} (extended card for authenticated users)`,
+        },
+      }),
     });
   } catch (err) {
     // A bad --base-path or A2A_ANONYMOUS_USER: the options are checked as the server starts.
@@ -427,4 +607,29 @@ async function main(): Promise<void> {
   await server.finished;
 }
 
-if (import.meta.main) await main();
+/** The run flags that every start needs and this process lacks (without prompting for them). */
+function missingPermissions(): string[] {
+  const needed = ["net", "env"] as const;
+  return needed.filter((name) => Deno.permissions.querySync({ name }).state !== "granted")
+    .map((name) => `--allow-${name}`);
+}
+
+function permissionAdvice(detail: string): string {
+  return `Cannot start the server: ${detail}. Run it with \`deno task start\`, or add the flags:\n` +
+    "  deno run --allow-net --allow-env --allow-read --allow-write --allow-sys server.ts";
+}
+
+if (import.meta.main) {
+  try {
+    await main();
+  } catch (err) {
+    // A permission that only some options need (--data needs --allow-read and --allow-write):
+    // Deno's message names the flag, and a stack trace would only hide it.
+    if (!(err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied)) {
+      throw err;
+    }
+    // deno-lint-ignore no-console
+    console.error(permissionAdvice(err.message.replace(/^Requires/, "it requires")));
+    Deno.exit(2);
+  }
+}

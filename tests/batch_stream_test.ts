@@ -6,7 +6,14 @@ import assert from "node:assert/strict";
 import { newWebSocketRpcSession, RpcTarget } from "capnweb";
 import { WebSocket as WsWebSocket } from "ws";
 import type { AgentExecutor, StreamEvent } from "../mod.ts";
-import { startServer, type TestServer, TOKENS, userMessage, waitFor } from "./helpers.ts";
+import {
+  startServer,
+  type TestServer,
+  TOKENS,
+  userMessage,
+  waitFor,
+  withDeadline,
+} from "./helpers.ts";
 
 /** Publishes WORKING, then `n` artifact events once the gate opens, then COMPLETED. */
 function burstAgent(n: number): { executor: AgentExecutor; open: () => void } {
@@ -136,12 +143,14 @@ Deno.test("a sink that holds its onEvents calls stops the stream at its credit, 
   await waitFor(() => sink.events.length >= 2);
   sink.release();
   sink.hold = true;
+  // onError(-31002) comes while the sink still holds its calls (docs/BINDING.md section 9.6).
+  const ended = sink.ended.promise.then(() => undefined, (e) => e);
   agent.open();
   await waitFor(() => server.handler.stats().overflows > baseline.overflows);
   const delivered = sink.events.length;
   assert.ok(delivered <= 2 + 64, `${delivered} events: no more than the credit unacknowledged`);
+  const error = await withDeadline(ended, 5000, "onError(-31002) to a sink that holds its calls");
   sink.release();
-  const error = await sink.ended.promise.then(() => undefined, (e) => e);
   assert.equal(error?.code, -31002);
   // The overflow's lastSeq is the last event handed to the sink: resuming there loses nothing.
   assert.equal(error.lastSeq, sink.events.at(-1)!.seq);

@@ -6,40 +6,47 @@ import { newWebSocketRpcSession } from "capnweb";
 import { WebSocket as WsWebSocket } from "ws";
 import { A2AClient } from "../client.ts";
 import { AuthenticationError, TaskNotFoundError } from "../mod.ts";
-import { startServer, TOKENS, userMessage } from "./helpers.ts";
+import { startServer, STEP_MS, TOKENS, userMessage, withDeadline } from "./helpers.ts";
 
 for (const transport of ["websocket", "batch"] as const) {
   Deno.test(`a second user cannot see or cancel the first user's task over ${transport}`, async () => {
     await using server = startServer();
-    await using alice = await A2AClient.connect(server.url, { token: TOKENS.alice, transport });
-    await using bob = await A2AClient.connect(server.url, { token: TOKENS.bob, transport });
-    const { task } = await alice.sendMessage({
+    await using alice = await withDeadline(
+      A2AClient.connect(server.url, { token: TOKENS.alice, transport }),
+    );
+    await using bob = await withDeadline(
+      A2AClient.connect(server.url, { token: TOKENS.bob, transport }),
+    );
+    const { task } = await withDeadline(alice.sendMessage({
       message: userMessage("input: secret?"),
-    });
+    }));
     assert.equal(task?.status.state, "TASK_STATE_INPUT_REQUIRED");
     const id = task.id;
 
-    await assert.rejects(bob.getTask({ id }), (e: unknown) => {
+    await assert.rejects(withDeadline(bob.getTask({ id })), (e: unknown) => {
       assert.ok(e instanceof TaskNotFoundError);
       assert.equal(e.code, -32001);
       return true;
     });
-    await assert.rejects(bob.cancelTask({ id }), TaskNotFoundError);
+    await assert.rejects(withDeadline(bob.cancelTask({ id })), TaskNotFoundError);
     await assert.rejects(
-      bob.sendMessage({ message: userMessage("hijack", { taskId: id }) }),
+      withDeadline(bob.sendMessage({ message: userMessage("hijack", { taskId: id }) })),
       TaskNotFoundError,
     );
-    assert.deepEqual((await bob.listTasks()).tasks, []);
-    assert.equal((await bob.listTasks()).totalSize, 0);
+    assert.deepEqual((await withDeadline(bob.listTasks())).tasks, []);
+    assert.equal((await withDeadline(bob.listTasks())).totalSize, 0);
     // Alice still owns it, unchanged.
-    assert.equal((await alice.getTask({ id })).status.state, "TASK_STATE_INPUT_REQUIRED");
-    assert.equal((await alice.listTasks()).totalSize, 1);
+    assert.equal(
+      (await withDeadline(alice.getTask({ id }))).status.state,
+      "TASK_STATE_INPUT_REQUIRED",
+    );
+    assert.equal((await withDeadline(alice.listTasks())).totalSize, 1);
   });
 
   Deno.test(`connect() over ${transport} refuses a wrong token with AuthenticationError`, async () => {
     await using server = startServer();
     await assert.rejects(
-      A2AClient.connect(server.url, { token: "wrong-token", transport }),
+      withDeadline(A2AClient.connect(server.url, { token: "wrong-token", transport })),
       (e: unknown) => {
         assert.ok(e instanceof AuthenticationError);
         assert.equal(e.code, -31001);
@@ -94,7 +101,9 @@ Deno.test("authenticate() and sendMessage() pipeline: the call leaves before any
   const root: any = newWebSocketRpcSession(ws as unknown as WebSocket);
   try {
     const cap = root.authenticate({ token: TOKENS.alice });
-    const result = await cap.sendMessage({ message: userMessage("pipelined") });
+    const result = await withDeadline<{ task: { status: { state: string } } }>(
+      cap.sendMessage({ message: userMessage("pipelined") }),
+    );
     assert.equal(result.task.status.state, "TASK_STATE_COMPLETED");
     const firstRecv = trace.indexOf("recv");
     const pushes = trace.slice(0, firstRecv).filter((t) => t.startsWith('send ["push"'));
@@ -103,18 +112,18 @@ Deno.test("authenticate() and sendMessage() pipeline: the call leaves before any
   } finally {
     root[Symbol.dispose]();
     ws.close(1000);
-    await closed;
+    await withDeadline(closed, STEP_MS, "the socket to close");
   }
 });
 
 Deno.test("closing the socket releases the session and its capability on the server", async () => {
   await using server = startServer();
-  const client = await A2AClient.connect(server.url, { token: TOKENS.alice });
-  await client.sendMessage({ message: userMessage("x") });
+  const client = await withDeadline(A2AClient.connect(server.url, { token: TOKENS.alice }));
+  await withDeadline(client.sendMessage({ message: userMessage("x") }));
   const during = server.handler.stats();
   assert.equal(during.sessions, server.baseline.sessions + 1);
   assert.ok(during.resources >= 1);
-  await client.close();
+  await withDeadline(client.close());
   await server.settled();
   assert.equal(server.handler.stats().sessions, server.baseline.sessions);
 });

@@ -24,7 +24,15 @@ import {
 } from "../mod.ts";
 import { demoAgent } from "../src/demo/agent.ts";
 import { SizeLimitedTransport } from "../src/rpc/size_limited_transport.ts";
-import { startServer, TOKENS, userMessage, waitFor } from "./helpers.ts";
+import {
+  startServer,
+  STEP_MS,
+  TOKENS,
+  userMessage,
+  waitFor,
+  withDeadline,
+  within,
+} from "./helpers.ts";
 
 const LIMIT = DEFAULT_MAX_MESSAGE_BYTES;
 const TRANSPORTS = ["websocket", "batch", "jsonrpc"] as const;
@@ -94,12 +102,14 @@ async function assertStillServed(
   agent: { release: () => void },
   open: ReturnType<typeof drain>,
 ): Promise<void> {
-  const { task } = await same.sendMessage({ message: userMessage("small is fine") });
+  const { task } = await withDeadline(same.sendMessage({ message: userMessage("small is fine") }));
   assert.equal(task?.status.state, "TASK_STATE_COMPLETED");
-  const { task: theirs } = await other.sendMessage({ message: userMessage("me too") });
+  const { task: theirs } = await withDeadline(
+    other.sendMessage({ message: userMessage("me too") }),
+  );
   assert.equal(theirs?.status.state, "TASK_STATE_COMPLETED");
   agent.release();
-  await open.done;
+  await withDeadline(open.done, STEP_MS, "the open stream to end");
   assert.equal(state(open.events.at(-1)!), "TASK_STATE_COMPLETED");
 }
 
@@ -124,16 +134,16 @@ Deno.test("an oversized sendMessage over a WebSocket fails alone with -32600 nam
   const agent = sizeAgent();
   await using server = startServer({ executor: agent.executor });
   const states: ConnectionState[] = [];
-  await using client = await A2AClient.connect(server.url, {
+  await using client = await withDeadline(A2AClient.connect(server.url, {
     token: TOKENS.alice,
     onStateChange: (s) => states.push(s),
-  });
-  await using other = await A2AClient.connect(server.url, { token: TOKENS.bob });
+  }));
+  await using other = await withDeadline(A2AClient.connect(server.url, { token: TOKENS.bob }));
   const open = drain(client.sendStreamingMessage({ message: userMessage("hold") }));
   await waitFor(() => open.events.some((e) => state(e) === "TASK_STATE_WORKING"));
 
   await assert.rejects(
-    client.sendMessage({ message: userMessage("x".repeat(LIMIT + 1)) }),
+    withDeadline(client.sendMessage({ message: userMessage("x".repeat(LIMIT + 1)) })),
     (e: unknown) => {
       isSizeError(InvalidRequestError, ErrorCode.InvalidRequest, LIMIT)(e);
       assert.match(
@@ -145,7 +155,7 @@ Deno.test("an oversized sendMessage over a WebSocket fails alone with -32600 nam
   );
   // Just over the limit in bytes, though not in UTF-16 code units: the limit is in bytes.
   await assert.rejects(
-    client.sendMessage({ message: userMessage("é".repeat(LIMIT / 2)) }),
+    withDeadline(client.sendMessage({ message: userMessage("é".repeat(LIMIT / 2)) })),
     InvalidRequestError,
   );
 
@@ -158,16 +168,16 @@ Deno.test("an oversized sendMessage over a WebSocket fails alone with -32600 nam
 Deno.test("an oversized sendMessage over HTTP batch gets 413 and -32600 naming the limit", async () => {
   const agent = sizeAgent();
   await using server = startServer({ executor: agent.executor });
-  await using batch = await A2AClient.connect(server.url, {
+  await using batch = await withDeadline(A2AClient.connect(server.url, {
     token: TOKENS.alice,
     transport: "batch",
-  });
-  await using streaming = await A2AClient.connect(server.url, { token: TOKENS.bob });
+  }));
+  await using streaming = await withDeadline(A2AClient.connect(server.url, { token: TOKENS.bob }));
   const open = drain(streaming.sendStreamingMessage({ message: userMessage("hold") }));
   await waitFor(() => open.events.some((e) => state(e) === "TASK_STATE_WORKING"));
 
   await assert.rejects(
-    batch.sendMessage({ message: userMessage("x".repeat(LIMIT)) }),
+    withDeadline(batch.sendMessage({ message: userMessage("x".repeat(LIMIT)) })),
     (e: unknown) => {
       isSizeError(InvalidRequestError, ErrorCode.InvalidRequest, LIMIT)(e);
       assert.equal((e as Error).message, `Request body is larger than ${LIMIT} bytes`);
@@ -191,16 +201,16 @@ Deno.test("an oversized sendMessage over HTTP batch gets 413 and -32600 naming t
 Deno.test("an oversized SendMessage over JSON-RPC gets 413 and -32600 naming the limit", async () => {
   const agent = sizeAgent();
   await using server = startServer({ executor: agent.executor });
-  await using rpc = await A2AClient.connect(server.url, {
+  await using rpc = await withDeadline(A2AClient.connect(server.url, {
     token: TOKENS.alice,
     transport: "jsonrpc",
-  });
+  }));
   const open = drain(rpc.sendStreamingMessage({ message: userMessage("hold") }));
   await waitFor(() => open.events.some((e) => state(e) === "TASK_STATE_WORKING"));
-  await using other = await A2AClient.connect(server.url, { token: TOKENS.bob });
+  await using other = await withDeadline(A2AClient.connect(server.url, { token: TOKENS.bob }));
 
   await assert.rejects(
-    rpc.sendMessage({ message: userMessage("x".repeat(LIMIT)) }),
+    withDeadline(rpc.sendMessage({ message: userMessage("x".repeat(LIMIT)) })),
     (e: unknown) => {
       isSizeError(InvalidRequestError, ErrorCode.InvalidRequest, LIMIT)(e);
       assert.equal((e as Error).message, `Request body is larger than ${LIMIT} bytes`);
@@ -212,7 +222,7 @@ Deno.test("an oversized SendMessage over JSON-RPC gets 413 and -32600 naming the
 
 Deno.test("an oversized message that is not a call ends only its own session, with close code 1009", async () => {
   await using server = startServer();
-  await using bystander = await A2AClient.connect(server.url, { token: TOKENS.bob });
+  await using bystander = await withDeadline(A2AClient.connect(server.url, { token: TOKENS.bob }));
   const ws = new WsWebSocket(`${server.url.replace("http", "ws")}/a2a/capnweb`);
   await new Promise((resolve, reject) => {
     ws.once("open", resolve);
@@ -229,13 +239,15 @@ Deno.test("an oversized message that is not a call ends only its own session, wi
     ws.once("message", (m: unknown) => resolve(String(m)))
   );
   ws.send(`["pull",${" ".repeat(LIMIT)}1]`);
-  const { code, reason } = await closed;
+  const { code, reason } = await withDeadline(closed, STEP_MS, "the socket to close");
   assert.equal(code, 1009);
   assert.match(reason, /^Message is larger than the 4194304-byte limit: \d+ bytes$/);
-  const abort = JSON.parse(await aborted);
+  const abort = JSON.parse(await withDeadline(aborted, STEP_MS, "the abort message"));
   assert.equal(abort[0], "abort");
   assert.equal(abort[1][4].code, ErrorCode.InvalidRequest);
-  const { task } = await bystander.sendMessage({ message: userMessage("unaffected") });
+  const { task } = await withDeadline(
+    bystander.sendMessage({ message: userMessage("unaffected") }),
+  );
   assert.equal(task?.status.state, "TASK_STATE_COMPLETED");
 });
 
@@ -251,19 +263,21 @@ Deno.test("the client reports a session the server closed over the size limit as
     }
   }
   const states: ConnectionState[] = [];
-  await using client = await A2AClient.connect(server.url, {
+  await using client = await withDeadline(A2AClient.connect(server.url, {
     token: TOKENS.alice,
     webSocket: Spy as unknown as WebSocketConstructor,
     reconnect: { initialDelayMs: 10 },
     onStateChange: (s) => states.push(s),
-  });
+  }));
   const pending = client.sendMessage({ message: userMessage("hold") });
   await waitFor(() => server.handler.stats().activeTasks > 0);
   sockets[0]!.send(`["release",${" ".repeat(LIMIT)}1,1]`);
   await assert.rejects(pending, isSizeError(InvalidRequestError, ErrorCode.InvalidRequest, LIMIT));
   agent.release();
   await waitFor(() => client.state === "open" && states.includes("reconnecting"));
-  const { task } = await client.sendMessage({ message: userMessage("after the close") });
+  const { task } = await withDeadline(
+    client.sendMessage({ message: userMessage("after the close") }),
+  );
   assert.equal(task?.status.state, "TASK_STATE_COMPLETED");
 });
 
@@ -271,11 +285,13 @@ for (const transport of TRANSPORTS) {
   Deno.test(`getTask() of a task with a 20 MB artifact works over ${transport} with default options`, async () => {
     const agent = sizeAgent();
     await using server = startServer({ executor: agent.executor });
-    await using client = await A2AClient.connect(server.url, { token: TOKENS.alice, transport });
-    const { task } = await client.sendMessage({ message: userMessage(`big:${BIG}`) });
+    await using client = await withDeadline(
+      A2AClient.connect(server.url, { token: TOKENS.alice, transport }),
+    );
+    const { task } = await withDeadline(client.sendMessage({ message: userMessage(`big:${BIG}`) }));
     assert.ok(task);
     assert.equal(artifactLength(task), BIG);
-    const got = await client.getTask({ id: task.id });
+    const got = await withDeadline(client.getTask({ id: task.id }));
     assert.equal(got.status.state, "TASK_STATE_COMPLETED");
     assert.equal(artifactLength(got), BIG);
   });
@@ -285,26 +301,30 @@ for (const transport of ["websocket", "jsonrpc"] as const) {
   Deno.test(`subscribeToTask() snapshots and replays a 20 MB artifact over ${transport}`, async () => {
     const agent = sizeAgent();
     await using server = startServer({ executor: agent.executor });
-    await using client = await A2AClient.connect(server.url, { token: TOKENS.alice, transport });
-    const { task } = await client.sendMessage({
+    await using client = await withDeadline(
+      A2AClient.connect(server.url, { token: TOKENS.alice, transport }),
+    );
+    const { task } = await withDeadline(client.sendMessage({
       message: userMessage(`big:${BIG} hold`),
       configuration: { returnImmediately: true },
-    });
+    }));
     assert.ok(task);
     await waitFor(() => server.handler.stats().activeTasks > 0);
     // Wait until the artifact is in the task, so that the snapshot carries it.
-    while (artifactLength(await client.getTask({ id: task.id })) < BIG) {
+    while (artifactLength(await withDeadline(client.getTask({ id: task.id }))) < BIG) {
       await new Promise((r) => setTimeout(r, 20));
     }
     const live = drain(client.subscribeToTask({ id: task.id }));
     await waitFor(() => live.events.length > 0, () => "no snapshot", 20_000);
     assert.equal(artifactLength(live.events[0]!.task!), BIG);
     agent.release();
-    await live.done;
+    await withDeadline(live.done, STEP_MS, "the live stream to end");
     assert.equal(state(live.events.at(-1)!), "TASK_STATE_COMPLETED");
 
     const replay: StreamEvent[] = [];
-    for await (const e of client.subscribeToTask({ id: task.id, afterSeq: 0 })) replay.push(e);
+    for await (const e of within(client.subscribeToTask({ id: task.id, afterSeq: 0 }))) {
+      replay.push(e);
+    }
     assert.equal(eventArtifactLength(replay), BIG);
     assert.equal(state(replay.at(-1)!), "TASK_STATE_COMPLETED");
   });
@@ -315,10 +335,14 @@ Deno.test("the server sends no event over maxEventBytes: the call or stream fail
   const max = 1024 * 1024;
   await using server = startServer({ executor: agent.executor, limits: { maxEventBytes: max } });
   for (const transport of ["websocket", "jsonrpc"] as const) {
-    await using client = await A2AClient.connect(server.url, { token: TOKENS.alice, transport });
+    await using client = await withDeadline(
+      A2AClient.connect(server.url, { token: TOKENS.alice, transport }),
+    );
     const events: StreamEvent[] = [];
     await assert.rejects(async () => {
-      for await (const e of client.sendStreamingMessage({ message: userMessage("big:2000000") })) {
+      for await (
+        const e of within(client.sendStreamingMessage({ message: userMessage("big:2000000") }))
+      ) {
         events.push(e);
       }
     }, isSizeError(InternalError, ErrorCode.Internal, max));
@@ -330,11 +354,11 @@ Deno.test("the server sends no event over maxEventBytes: the call or stream fail
     if (transport === "websocket") {
       // A plain call's result is held to the same limit; the session goes on.
       await assert.rejects(
-        client.getTask({ id }),
+        withDeadline(client.getTask({ id })),
         isSizeError(InternalError, ErrorCode.Internal, max),
       );
     }
-    const { task } = await client.sendMessage({ message: userMessage("small") });
+    const { task } = await withDeadline(client.sendMessage({ message: userMessage("small") }));
     assert.equal(task?.status.state, "TASK_STATE_COMPLETED");
   }
 });
@@ -345,34 +369,37 @@ Deno.test("a client refuses a message over its maxEventBytes with -32006, and on
   await using server = startServer({ executor: agent.executor });
   assert.equal(DEFAULT_MAX_EVENT_BYTES, 64 * 1024 * 1024);
   for (const transport of TRANSPORTS) {
-    await using client = await A2AClient.connect(server.url, {
+    await using client = await withDeadline(A2AClient.connect(server.url, {
       token: TOKENS.alice,
       transport,
       maxEventBytes: max,
-    });
+    }));
     const refused = isSizeError(InvalidAgentResponseError, ErrorCode.InvalidAgentResponse, max);
     if (transport === "jsonrpc") {
       // Over JSON-RPC the limit is on SSE events; a plain response has none.
       await assert.rejects(async () => {
         for await (
-          const _ of client.sendStreamingMessage({ message: userMessage("big:2000000") })
+          const _ of within(client.sendStreamingMessage({ message: userMessage("big:2000000") }))
         ) {
           // the artifact event fails the stream
         }
       }, refused);
     } else {
-      await assert.rejects(client.sendMessage({ message: userMessage("big:2000000") }), refused);
+      await assert.rejects(
+        withDeadline(client.sendMessage({ message: userMessage("big:2000000") })),
+        refused,
+      );
       if (transport === "websocket") {
         await assert.rejects(async () => {
           for await (
-            const _ of client.sendStreamingMessage({ message: userMessage("big:2000000") })
+            const _ of within(client.sendStreamingMessage({ message: userMessage("big:2000000") }))
           ) {
             // the artifact event fails the stream
           }
         }, refused);
       }
     }
-    const { task } = await client.sendMessage({ message: userMessage("small") });
+    const { task } = await withDeadline(client.sendMessage({ message: userMessage("small") }));
     assert.equal(task?.status.state, "TASK_STATE_COMPLETED");
   }
 });
@@ -465,8 +492,8 @@ Deno.test("SizeLimitedTransport refuses oversized calls, results and callbacks a
     const closed = new Promise((resolve) => ws.once("close", resolve));
     echo[Symbol.dispose]();
     ws.close();
-    await closed;
+    await withDeadline(closed, STEP_MS, "the socket to close");
     ac.abort();
-    await server.finished;
+    await withDeadline(server.finished, STEP_MS, "the server to stop");
   }
 });

@@ -9,7 +9,15 @@ import {
   TaskManager,
   UnsupportedOperationError,
 } from "../mod.ts";
-import { startServer, TOKENS, userMessage, waitFor } from "./helpers.ts";
+import {
+  startServer,
+  STEP_MS,
+  TOKENS,
+  userMessage,
+  waitFor,
+  withDeadline,
+  within,
+} from "./helpers.ts";
 
 function kinds(events: StreamEvent[]): string[] {
   return events.map((e) =>
@@ -36,10 +44,10 @@ function assertConsecutive(events: StreamEvent[]): void {
 
 Deno.test("sendStreamingMessage() yields the task, artifact chunks and COMPLETED, seq by one", async () => {
   await using server = startServer();
-  await using client = await A2AClient.connect(server.url, { token: TOKENS.alice });
+  await using client = await withDeadline(A2AClient.connect(server.url, { token: TOKENS.alice }));
   const text = "streaming over capnweb is one socket";
   const events: StreamEvent[] = [];
-  for await (const e of client.sendStreamingMessage({ message: userMessage(text) })) {
+  for await (const e of within(client.sendStreamingMessage({ message: userMessage(text) }))) {
     events.push(e);
   }
   assert.equal(events[0]?.seq, 1);
@@ -50,39 +58,43 @@ Deno.test("sendStreamingMessage() yields the task, artifact chunks and COMPLETED
   assert.ok(k.filter((x) => x === "artifact").length >= 2, k.join());
   assert.equal(k.at(-1), "status:TASK_STATE_COMPLETED");
   assert.equal(artifactText(events), text);
-  const task = await client.getTask({ id: events[0]!.task!.id });
+  const task = await withDeadline(client.getTask({ id: events[0]!.task!.id }));
   assert.equal(task.status.state, "TASK_STATE_COMPLETED");
 });
 
 Deno.test("a direct reply streams exactly one message and no task", async () => {
   await using server = startServer();
-  await using client = await A2AClient.connect(server.url, { token: TOKENS.alice });
+  await using client = await withDeadline(A2AClient.connect(server.url, { token: TOKENS.alice }));
   const events: StreamEvent[] = [];
-  for await (const e of client.sendStreamingMessage({ message: userMessage("reply: hi") })) {
+  for await (
+    const e of within(client.sendStreamingMessage({ message: userMessage("reply: hi") }))
+  ) {
     events.push(e);
   }
   assert.deepEqual(kinds(events), ["message"]);
   assert.equal(events[0]?.message?.parts[0]?.text, "hi");
-  assert.equal((await client.listTasks()).totalSize, 0);
+  assert.equal((await withDeadline(client.listTasks())).totalSize, 0);
 });
 
 Deno.test("a second subscriber mid-stream gets a snapshot, then the same later events", async () => {
   await using server = startServer();
-  await using client = await A2AClient.connect(server.url, { token: TOKENS.alice });
+  await using client = await withDeadline(A2AClient.connect(server.url, { token: TOKENS.alice }));
   const first: StreamEvent[] = [];
   const second: StreamEvent[] = [];
   let subscribed: Promise<void> | undefined;
-  for await (const e of client.sendStreamingMessage({ message: userMessage("slow: a b c d") })) {
+  for await (
+    const e of within(client.sendStreamingMessage({ message: userMessage("slow: a b c d") }))
+  ) {
     first.push(e);
     if (e.artifactUpdate && !subscribed) {
       subscribed = (async () => {
-        for await (const s of client.subscribeToTask({ id: e.artifactUpdate!.taskId })) {
+        for await (const s of within(client.subscribeToTask({ id: e.artifactUpdate!.taskId }))) {
           second.push(s);
         }
       })();
     }
   }
-  await subscribed;
+  await withDeadline(Promise.resolve(subscribed), STEP_MS, "the second subscriber");
   assert.ok(second[0]?.task, "the first event of a subscription is a task snapshot");
   const snapSeq = second[0]!.seq;
   assertConsecutive(second);
@@ -96,28 +108,32 @@ Deno.test("a second subscriber mid-stream gets a snapshot, then the same later e
 
 Deno.test("resuming with afterSeq after a break delivers every later event exactly once", async () => {
   await using server = startServer();
-  await using client = await A2AClient.connect(server.url, { token: TOKENS.alice });
+  await using client = await withDeadline(A2AClient.connect(server.url, { token: TOKENS.alice }));
   const seen: StreamEvent[] = [];
   for await (
-    const e of client.sendStreamingMessage({ message: userMessage("slow: one two three four") })
+    const e of within(
+      client.sendStreamingMessage({ message: userMessage("slow: one two three four") }),
+    )
   ) {
     seen.push(e);
     if (seen.length === 3) break;
   }
   const taskId = seen[0]!.task!.id;
   const lastSeq = seen.at(-1)!.seq;
-  for await (const e of client.subscribeToTask({ id: taskId, afterSeq: lastSeq })) seen.push(e);
+  for await (const e of within(client.subscribeToTask({ id: taskId, afterSeq: lastSeq }))) {
+    seen.push(e);
+  }
   assert.equal(seen[0]!.seq, 1);
   assertConsecutive(seen);
   assert.equal(artifactText(seen), "one two three four");
   assert.equal(kinds(seen).at(-1), "status:TASK_STATE_COMPLETED");
   // A finished task can still be replayed from the log with afterSeq, but not subscribed live.
   const replay: StreamEvent[] = [];
-  for await (const e of client.subscribeToTask({ id: taskId, afterSeq: 0 })) replay.push(e);
+  for await (const e of within(client.subscribeToTask({ id: taskId, afterSeq: 0 }))) replay.push(e);
   assert.deepEqual(replay, seen);
   await assert.rejects(
     (async () => {
-      for await (const _ of client.subscribeToTask({ id: taskId })) { /* nothing */ }
+      for await (const _ of within(client.subscribeToTask({ id: taskId }))) { /* nothing */ }
     })(),
     (e: unknown) => e instanceof UnsupportedOperationError && e.code === -32004,
   );
@@ -125,9 +141,11 @@ Deno.test("resuming with afterSeq after a break delivers every later event exact
 
 Deno.test("leaving a stream early releases the subscription and callback on the server", async () => {
   await using server = startServer();
-  await using client = await A2AClient.connect(server.url, { token: TOKENS.alice });
+  await using client = await withDeadline(A2AClient.connect(server.url, { token: TOKENS.alice }));
   const base = server.handler.stats();
-  for await (const e of client.sendStreamingMessage({ message: userMessage("slow: x y z w") })) {
+  for await (
+    const e of within(client.sendStreamingMessage({ message: userMessage("slow: x y z w") }))
+  ) {
     assert.ok(e.task);
     const during = server.handler.stats();
     assert.ok(during.subscribers > base.subscribers);
@@ -142,31 +160,33 @@ Deno.test("leaving a stream early releases the subscription and callback on the 
     () => JSON.stringify(server.handler.stats()),
   );
   // The task itself goes on without subscribers.
-  assert.equal((await client.listTasks()).totalSize, 1);
+  assert.equal((await withDeadline(client.listTasks())).totalSize, 1);
 });
 
 Deno.test("cancelTask() while streaming: every subscriber sees CANCELED and its stream ends", async () => {
   await using server = startServer();
-  await using client = await A2AClient.connect(server.url, { token: TOKENS.alice });
-  await using other = await A2AClient.connect(server.url, { token: TOKENS.alice });
+  await using client = await withDeadline(A2AClient.connect(server.url, { token: TOKENS.alice }));
+  await using other = await withDeadline(A2AClient.connect(server.url, { token: TOKENS.alice }));
   const a: StreamEvent[] = [];
   const b: StreamEvent[] = [];
   let watcher: Promise<void> | undefined;
   for await (
-    const e of client.sendStreamingMessage({ message: userMessage("slow: 1 2 3 4 5 6 7 8") })
+    const e of within(
+      client.sendStreamingMessage({ message: userMessage("slow: 1 2 3 4 5 6 7 8") }),
+    )
   ) {
     a.push(e);
     if (e.artifactUpdate && !watcher) {
       const id = e.artifactUpdate.taskId;
       watcher = (async () => {
-        for await (const s of other.subscribeToTask({ id })) b.push(s);
+        for await (const s of within(other.subscribeToTask({ id }))) b.push(s);
       })();
       await waitFor(() => b.length > 0);
-      const canceled = await client.cancelTask({ id });
+      const canceled = await withDeadline(client.cancelTask({ id }));
       assert.equal(canceled.status.state, "TASK_STATE_CANCELED");
     }
   }
-  await watcher;
+  await withDeadline(Promise.resolve(watcher), STEP_MS, "the other stream");
   assert.equal(kinds(a).at(-1), "status:TASK_STATE_CANCELED");
   assert.equal(kinds(b).at(-1), "status:TASK_STATE_CANCELED");
   assert.ok(artifactText(a).length < "1 2 3 4 5 6 7 8".length);
@@ -189,7 +209,7 @@ Deno.test("a consumer that falls behind overflows its server buffer and the clie
     executor: burst,
     limits: { subscriberBufferLimit: 8, streamWindow: 4 },
   });
-  await using client = await A2AClient.connect(server.url, { token: TOKENS.alice });
+  await using client = await withDeadline(A2AClient.connect(server.url, { token: TOKENS.alice }));
   const seen: StreamEvent[] = [];
   const it = client.sendStreamingMessage({ message: userMessage("go") })[Symbol.asyncIterator]();
   try {
@@ -200,7 +220,7 @@ Deno.test("a consumer that falls behind overflows its server buffer and the clie
     const taskId = seen[0]!.task!.id;
     let state = "";
     for (let i = 0; i < 1000 && state !== "TASK_STATE_COMPLETED"; i++) {
-      state = (await client.getTask({ id: taskId })).status.state;
+      state = (await withDeadline(client.getTask({ id: taskId }))).status.state;
       await new Promise((r) => setTimeout(r, 5));
     }
     // The agent finished although this subscriber read nothing: it never waits on consumers.
@@ -253,13 +273,13 @@ Deno.test("subscribeToTask() with afterSeq after an overflow replays exactly the
 
 Deno.test("streaming over the batch transport is refused with UnsupportedOperationError", async () => {
   await using server = startServer();
-  await using client = await A2AClient.connect(server.url, {
+  await using client = await withDeadline(A2AClient.connect(server.url, {
     token: TOKENS.alice,
     transport: "batch",
-  });
+  }));
   await assert.rejects(
     (async () => {
-      for await (const _ of client.sendStreamingMessage({ message: userMessage("x") })) {
+      for await (const _ of within(client.sendStreamingMessage({ message: userMessage("x") }))) {
         // nothing
       }
     })(),

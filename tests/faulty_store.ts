@@ -28,6 +28,8 @@ export class FaultyStore implements TaskStore {
   fault: CommitFault | undefined;
   /** How many commits were failed on purpose. */
   injected = 0;
+  /** When true, `ping` fails as an unreachable database would. */
+  unreachable = false;
 
   constructor(inner: TaskStore) {
     this.inner = inner;
@@ -75,6 +77,11 @@ export class FaultyStore implements TaskStore {
 
   unfinished(): Promise<TaskRecord[]> {
     return this.inner.unfinished?.() ?? Promise.resolve([]);
+  }
+
+  ping(): Promise<void> {
+    if (this.unreachable) return Promise.reject(new Error("connection refused: injected"));
+    return this.inner.ping?.() ?? Promise.resolve();
   }
 }
 

@@ -114,3 +114,93 @@ export function postJsonRpc(
     body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
   });
 }
+
+/** How long one awaited network step of a test may take by default before the test fails. */
+export const STEP_MS = 15_000;
+
+/**
+ * Fails with an error naming `what` when `promise` has not settled within `ms`: `deno test` has
+ * no per-test timeout, so a regression that leaves a network call waiting would otherwise hang
+ * the whole run instead of failing one test by name.
+ *
+ * @param promise What the test awaits.
+ * @param ms The deadline in milliseconds.
+ * @param what What is awaited, for the failure message.
+ * @returns What `promise` resolves to.
+ */
+export async function withDeadline<T>(
+  promise: PromiseLike<T>,
+  ms: number = STEP_MS,
+  what = "a network step",
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${what}`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Collects the events of a stream, failing when it does not end within `ms`.
+ *
+ * @param stream The stream.
+ * @param ms The deadline for the whole stream in milliseconds.
+ * @param what What is read, for the failure message.
+ * @param each Called with each event as it arrives (it may break off the stream by throwing).
+ * @returns The events.
+ */
+export function collectWithin<T>(
+  stream: AsyncIterable<T>,
+  ms: number = STEP_MS,
+  what = "a stream",
+  each?: (event: T, events: T[]) => unknown,
+): Promise<T[]> {
+  return withDeadline(
+    (async () => {
+      const events: T[] = [];
+      for await (const e of stream) {
+        events.push(e);
+        await each?.(e, events);
+      }
+      return events;
+    })(),
+    ms,
+    what,
+  );
+}
+
+/**
+ * Reads a stream with a deadline on each event: a stream that stops short of its end fails the
+ * test by name instead of hanging it.
+ *
+ * @param stream The stream.
+ * @param ms How long to wait for each event (and for the end).
+ * @param what What is read, for the failure message.
+ * @returns The same events.
+ */
+export async function* within<T>(
+  stream: AsyncIterable<T>,
+  ms: number = STEP_MS,
+  what = "the next event of a stream",
+): AsyncGenerator<T, void, undefined> {
+  const it = stream[Symbol.asyncIterator]();
+  let finished = false;
+  try {
+    for (;;) {
+      const r = await withDeadline(it.next(), ms, what);
+      if (r.done) {
+        finished = true;
+        return;
+      }
+      yield r.value;
+    }
+  } finally {
+    if (!finished) await withDeadline(Promise.resolve(it.return?.()), ms, `closing ${what}`);
+  }
+}

@@ -17,8 +17,8 @@ export interface ServerProcess extends AsyncDisposable {
 
 const SERVER = new URL("../server.ts", import.meta.url).pathname;
 
-/** Where a server process keeps its tasks: a PostgreSQL URL, or a Deno KV file. */
-export type ProcessStore = string | { data: string };
+/** Where a server process keeps its tasks: a PostgreSQL URL, a Deno KV file, or memory. */
+export type ProcessStore = string | { data: string } | { memory: true };
 
 /**
  * Starts `server.ts --postgres <url>` (or `--data <path>`) and waits until it listens.
@@ -26,12 +26,14 @@ export type ProcessStore = string | { data: string };
  * @param store The database the processes share, or `{ data }` for a Deno KV file.
  * @param env Extra environment, e.g. a short lease for the crash tests.
  * @param port The port; 0 (the default) picks a free one.
+ * @param flags More flags of server.ts, e.g. `["--stream-buffer", "4"]`.
  * @returns The process.
  */
 export async function startServerProcess(
   store: ProcessStore,
   env: Record<string, string> = {},
   port = 0,
+  flags: string[] = [],
 ): Promise<ServerProcess> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
@@ -43,7 +45,12 @@ export async function startServerProcess(
       SERVER,
       "--port",
       String(port),
-      ...(typeof store === "string" ? ["--postgres", store] : ["--data", store.data]),
+      ...(typeof store === "string"
+        ? ["--postgres", store]
+        : "data" in store
+        ? ["--data", store.data]
+        : []),
+      ...flags,
     ],
     env: {
       A2A_TOKENS: `alice=${TOKENS.alice},bob=${TOKENS.bob}`,
@@ -60,7 +67,7 @@ export async function startServerProcess(
   const drain = async (stream: ReadableStream<Uint8Array>) => {
     for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
       text += chunk;
-      const m = /listening on (http:\/\/\S+)/.exec(text);
+      const m = /listening on (https?:\/\/\S+)/.exec(text);
       if (m) listening(m[1]!);
     }
   };

@@ -119,6 +119,8 @@ interface Conn {
   lost: boolean;
   /** Why the server ended the connection, when that is an error to report rather than retry. */
   fatal: A2AError | undefined;
+  /** What the socket's error event said (npm:ws: a refused certificate, a refused connection). */
+  socketError: string | undefined;
   sinks: Set<Sink>;
   pingTimer: ReturnType<typeof setTimeout> | undefined;
 }
@@ -299,7 +301,10 @@ export class WebSocketSession {
     const token = this.#options.token;
     if (token === undefined) return {};
     // The ticket endpoint sits beside the capnweb endpoint: /a2a/capnweb -> /a2a/auth.
-    const res = await this.#options.fetch(new URL("auth", this.#url), {
+    // Called unbound: a browser's fetch throws "Illegal invocation" when called as a method of
+    // anything but the window, which `this.#options.fetch(...)` would be.
+    const doFetch = this.#options.fetch;
+    const res = await doFetch(new URL("auth", this.#url), {
       method: "POST",
       // One request per connection attempt: leaving its connection in the pool would have the
       // next attempt, after a loss, wait out the connect timeout on a connection that is as dead
@@ -359,9 +364,15 @@ export class WebSocketSession {
       cap: undefined as unknown as Capability,
       lost: false,
       fatal: undefined,
+      socketError: undefined,
       sinks: new Set(),
       pingTimer: undefined,
     };
+    // capnweb sees only that the socket closed; the reason, when there is one, is here.
+    socket.addEventListener("error", (event) => {
+      const message = (event as ErrorEvent).message ?? (event as ErrorEvent).error?.message;
+      if (typeof message === "string" && message !== "") conn.socketError ??= message;
+    });
     // Registered before capnweb's own listener, so calls that fail because of the close see
     // the connection already marked lost.
     socket.addEventListener("close", (event) => {
@@ -388,7 +399,7 @@ export class WebSocketSession {
       abandon();
       if (signal.aborted) throw signal.reason;
       if (err instanceof Error && !("code" in err)) {
-        throw new ConnectionLostError(`Connection failed: ${err.message}`);
+        throw new ConnectionLostError(`Connection failed: ${conn.socketError ?? err.message}`);
       }
       throw fromWireError(err);
     } finally {

@@ -1,6 +1,7 @@
 // The demo agent that `deno task start` runs: it echoes text back as a chunked artifact, with a
 // few prefixes to try the other paths of the protocol by hand.
 
+import { ContentTypeNotSupportedError } from "../errors/errors.ts";
 import type { AgentCardInput } from "../http/handler.ts";
 import type { AgentExecutor, EventPublisher, RequestContext } from "../tasks/executor.ts";
 import { textOf } from "../tasks/executor.ts";
@@ -68,7 +69,13 @@ async function streamBack(
  * - `input: <question>` asks for more input (INPUT_REQUIRED); the next message on the same
  *   task is echoed and completes it;
  * - `fail: <reason>` ends in FAILED with the reason as the status message;
- * - `reply: <text>` answers with a direct message and creates no task.
+ * - `reply: <text>` answers with a direct message and creates no task;
+ * - `broken: <text>` breaks the executor contract (its first event is an artifact without
+ *   parts), which the core answers with InvalidAgentResponseError (-32006) and no task.
+ *
+ * It answers in `text/plain` only: a message whose `configuration.acceptedOutputModes` lists
+ * media types and none that takes `text/plain` is refused with ContentTypeNotSupportedError
+ * (-32005), before a task exists.
  *
  * @example Run the demo agent in the task core
  * ```ts
@@ -85,11 +92,23 @@ async function streamBack(
  */
 export const demoAgent: AgentExecutor = {
   async execute(ctx: RequestContext, events: EventPublisher): Promise<void> {
+    const accepted = (ctx.configuration?.acceptedOutputModes ?? []).filter((m) => m.trim() !== "");
+    if (accepted.length > 0 && !accepted.some(takesPlainText)) {
+      throw new ContentTypeNotSupportedError(
+        `Content type not supported: this agent answers in text/plain; acceptedOutputModes ` +
+          `lists ${accepted.slice(0, 4).join(", ").slice(0, 200)}`,
+      );
+    }
     const text = textOf(ctx.message);
     const continuing = ctx.task?.status.state === "TASK_STATE_INPUT_REQUIRED";
-    const m = continuing ? null : /^(slow|input|fail|reply):\s*/i.exec(text);
+    const m = continuing ? null : /^(slow|input|fail|reply|broken):\s*/i.exec(text);
     const mode = m?.[1]?.toLowerCase();
     const rest = m ? text.slice(m[0].length) : text;
+    if (mode === "broken") {
+      // Deliberately wrong, so that clients can see -32006: an artifact without parts.
+      await events.artifact({ artifactId: "echo", parts: [] });
+      return;
+    }
     if (mode === "reply") {
       await events.reply(rest);
       return;
@@ -114,11 +133,17 @@ export const demoAgent: AgentExecutor = {
   },
 };
 
+/** Whether a media range of `acceptedOutputModes` takes `text/plain`. */
+function takesPlainText(range: string): boolean {
+  const type = range.split(";")[0]!.trim().toLowerCase();
+  return type === "text/plain" || type === "text/*" || type === "*/*";
+}
+
 /** The demo agent's card. */
 export const demoAgentCard: AgentCardInput = {
   name: "a2a-capnweb demo agent",
   description:
-    "Echoes text back as a streamed artifact. Prefixes: 'slow:', 'input:', 'fail:', 'reply:'.",
+    "Echoes text back as a streamed artifact. Prefixes: 'slow:', 'input:', 'fail:', 'reply:', 'broken:'.",
   version: "0.1.0",
   capabilities: { streaming: true, pushNotifications: true, extendedAgentCard: true },
   defaultInputModes: ["text/plain"],

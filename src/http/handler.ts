@@ -24,15 +24,26 @@ import { A2AService, redactError, type ServiceContext } from "../rpc/service.ts"
 import { guardCapnwebRejections } from "../rpc/rejection_guard.ts";
 import { CLOSE_POLICY_VIOLATION, SizeLimitedTransport } from "../rpc/size_limited_transport.ts";
 import { ConnectionLimiter } from "./connection_limits.ts";
+import { trustedProxyAddress } from "./trusted_proxy.ts";
 import { readBody } from "../json_http/body.ts";
 import { DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_MESSAGE_BYTES } from "./limits.ts";
 import type { AgentExecutor } from "../tasks/executor.ts";
 import { type CallContext, RequestHandler } from "../tasks/request_handler.ts";
 import type { TaskStore } from "../tasks/store.ts";
+import { Inflight } from "../tasks/inflight.ts";
 import { TaskManager } from "../tasks/task_manager.ts";
 import type { AgentCard, AgentInterface } from "../types/agent_card.ts";
 import { AgentCardSchema } from "../types/agent_card.ts";
 import { CAPNWEB_BINDING_URI, SUPPORTED_VERSIONS } from "../types/version.ts";
+import { accessLogEnabled, type AccessRecord, logRequest } from "../observability/access_log.ts";
+import { HandlerMetrics, metricsAllowed, type MetricsOption } from "../observability/metrics.ts";
+import { limitOfQuota, OperationInstruments } from "../observability/operations.ts";
+import { StoreProbe } from "../observability/readiness.ts";
+import { measuredStore } from "../observability/store_metrics.ts";
+import { OperationTracer } from "../observability/tracing.ts";
+import { InMemoryTaskStore } from "../tasks/store.ts";
+import { demoPageRoute, serveClientBundle } from "./assets.ts";
+import type { DemoPageOptions } from "../demo/page.ts";
 
 export { CAPNWEB_BINDING_URI, DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_MESSAGE_BYTES };
 
@@ -46,6 +57,10 @@ export const PATHS = {
   jsonrpc: "/a2a/jsonrpc",
   rest: "/a2a/rest",
   health: "/health",
+  ready: "/ready",
+  metrics: "/metrics",
+  clientBundle: "/a2a/client.js",
+  demoPage: "/",
 } as const;
 
 /** An agent card as the application writes it; the server adds its own interfaces. */
@@ -220,9 +235,47 @@ export interface HandlerOptions {
    * Default: the socket's peer address from `info` (Deno.serve's second handler argument); a
    * request without one is counted in the totals only and is never throttled. Behind a reverse
    * proxy every request comes from the proxy: return the client's address here from a header
-   * the proxy sets, and only when the request comes from that proxy.
+   * the proxy sets, and only when the request comes from that proxy (`trustedProxies` does
+   * that).
    */
   clientAddress?: (request: Request, info: ConnectionInfo | undefined) => string | undefined;
+  /**
+   * The reverse proxies in front, as addresses or CIDR ranges (`["10.0.0.0/8", "::1"]`): a
+   * request whose socket peer is one of them is counted by the client address in its
+   * `X-Forwarded-For` (the right-most hop that is not a trusted proxy); any other request by its
+   * peer address, whatever headers it sends. Shorthand for
+   * `clientAddress: trustedProxyAddress(trustedProxies)`; ignored when `clientAddress` is given.
+   */
+  trustedProxies?: readonly string[];
+  /**
+   * `GET /metrics` in the Prometheus text format: `false` (the default) serves no metrics and
+   * counts nothing; `true` serves them to anyone; `{ token }` serves them only to requests with
+   * `Authorization: Bearer <token>` (others get 401). On a public deployment use a token, or
+   * keep the path off the public network: the counts show traffic, users' failures and limits.
+   */
+  metrics?: MetricsOption;
+  /**
+   * One span per A2A operation through `@opentelemetry/api` (default `true`): a no-op until the
+   * application registers an OpenTelemetry SDK. The span's parent is the request's W3C
+   * `traceparent` on JSON-RPC and HTTP+JSON; the executor gets its context as
+   * `RequestContext.traceContext`.
+   */
+  tracing?: boolean;
+  /**
+   * An info line per HTTP request and per capnweb operation under the LogTape category
+   * `["a2a-capnweb", "access"]` (default `true`; silent until the application configures a sink
+   * for it). Lines carry the method, path or operation, user id, task id, result code and
+   * duration, never a header, query string, token or ticket.
+   */
+  accessLog?: boolean;
+  /**
+   * The demo page at `GET /` (under `basePath`), a small browser UI on the bundled client:
+   * `true`, or `{ token }` to fill in a token for the visitor (only a documented demo token,
+   * since anyone who loads the page reads it). Default `false`: `/` is then 404. For servers that
+   * run the demo agent; `server.ts` turns it on. The bundle itself, `GET /a2a/client.js`, is
+   * always served.
+   */
+  demoPage?: boolean | DemoPageOptions;
 }
 
 /** Live counts, for monitoring and for tests that check nothing leaks. */
@@ -243,6 +296,27 @@ export interface HandlerStats {
   overflows: number;
   /** Push notification events waiting for delivery. */
   pushPending: number;
+  /**
+   * Stubs the WebSocket sessions hold of their clients' objects (capnweb imports: the client's
+   * root, sinks and push callbacks the server keeps, results not yet released).
+   */
+  rpcImports: number;
+  /** Objects of the server the WebSocket sessions export (the root, capabilities, handles). */
+  rpcExports: number;
+}
+
+/** The capnweb import and export counts summed over sessions. */
+function stubCounts(
+  sessions: Iterable<{ getStats(): { imports: number; exports: number } }>,
+): { rpcImports: number; rpcExports: number } {
+  let rpcImports = 0;
+  let rpcExports = 0;
+  for (const s of sessions) {
+    const { imports, exports } = s.getStats();
+    rpcImports += imports;
+    rpcExports += exports;
+  }
+  return { rpcImports, rpcExports };
 }
 
 /** The request handler, with access to its parts and a way to shut it down. */
@@ -496,6 +570,9 @@ export function createHandler(options: HandlerOptions): A2AHandler {
     origin === ownOrigin || origin === new URL(req.url).origin;
   const open = options.verifier === undefined;
   const basePath = basePathOf(options.basePath);
+  const demoPage = options.demoPage
+    ? demoPageRoute(basePath, options.demoPage === true ? {} : options.demoPage)
+    : undefined;
   const agentCard = withSecurity(options.agentCard, open, "agent card");
   const extendedCard = options.extendedAgentCard;
   if (extendedCard !== undefined && typeof extendedCard !== "function") {
@@ -513,9 +590,32 @@ export function createHandler(options: HandlerOptions): A2AHandler {
       }`,
     );
   }
-  const manager = new TaskManager({
+  const metricsOption = options.metrics ?? false;
+  if (
+    metricsOption !== false && metricsOption !== true &&
+    (typeof metricsOption?.token !== "string" || metricsOption.token === "")
+  ) {
+    throw new TypeError("Invalid metrics: expected false, true or { token } with a token");
+  }
+  // Filled in below: the gauges read them only when scraped.
+  const counts = { batches: 0, jsonrpc: 0, rest: 0 };
+  const metrics: HandlerMetrics | undefined = metricsOption === false
+    ? undefined
+    : new HandlerMetrics({
+      sockets: () => sockets.size,
+      batches: () => counts.batches,
+      sessions: () => sessions.sessionCount,
+      sseStreams: (binding) => counts[binding],
+      activeTasks: () => manager.activeCount,
+      subscriptions: () => manager.subscriberCount,
+      overflows: () => manager.overflowCount,
+      pushPending: () => push?.pendingCount ?? 0,
+    });
+  const store = options.store ?? new InMemoryTaskStore();
+  const probe = new StoreProbe(store);
+  const manager: TaskManager = new TaskManager({
     executor: options.executor,
-    ...(options.store && { store: options.store }),
+    store: metrics === undefined ? store : measuredStore(store, metrics),
     ...(limits.subscriberBufferLimit !== undefined &&
       { subscriberBufferLimit: limits.subscriberBufferLimit }),
     ...(limits.subscriberBufferBytes !== undefined &&
@@ -559,11 +659,35 @@ export function createHandler(options: HandlerOptions): A2AHandler {
     return entry;
   };
   const push = options.agentCard.capabilities.pushNotifications === true
-    ? new PushDispatcher(manager, options.push)
+    ? new PushDispatcher(
+      manager,
+      options.push,
+      metrics && { outcome: (kind, outcome) => metrics.push(kind, outcome) },
+    )
     : undefined;
+  if (metrics !== undefined) {
+    manager.onEvent((_owner, event) => {
+      const state = event.statusUpdate?.status.state ?? event.task?.status.state;
+      if (state !== undefined) metrics.taskState(state);
+    });
+  }
+  const accessLog = options.accessLog ?? true;
+  // Each HTTP request's access record, by its headers object, which the HTTP bindings hand the
+  // core as `CallContext.headers`: the operation inside fills in the request's line.
+  const records = new WeakMap<object, AccessRecord>();
+  const tracer = options.tracing === false ? undefined : new OperationTracer();
+  const observer = metrics === undefined && !accessLog && tracer === undefined
+    ? undefined
+    : new OperationInstruments({
+      ...(metrics && { metrics }),
+      ...(tracer && { tracer }),
+      accessLog,
+      records,
+    });
   const requestHandler = new RequestHandler({
     manager,
     ...(push && { push }),
+    ...(observer && { observer }),
     agentCard: cardAt(agentCard, options.publicUrl ?? "http://localhost"),
     ...(extendedCard !== undefined && {
       extendedAgentCard: async (call: CallContext) => {
@@ -586,10 +710,16 @@ export function createHandler(options: HandlerOptions): A2AHandler {
   });
   const maxAuthFailures = limits.maxAuthFailuresPerSocket ?? 3;
   const clientAddress = options.clientAddress ??
-    ((_req: Request, info: ConnectionInfo | undefined) => info?.remoteAddr?.hostname);
+    (options.trustedProxies !== undefined
+      ? trustedProxyAddress(options.trustedProxies)
+      : (_req: Request, info: ConnectionInfo | undefined) => info?.remoteAddr?.hostname);
   // Each request's client address, set once as it arrives.
   const addresses = new WeakMap<Request, string>();
   let closing = false;
+  // The capnweb streams still delivering: a shutdown waits for their last calls.
+  const streams = new Inflight();
+  // Each WebSocket's capnweb session, for the stub counts in `stats()`.
+  const rpcSessions = new Set<RpcSession>();
   const rpcOptions = {
     onSendError: (err: Error) => redactError(err),
     // capnweb aborts the whole session over this (counted in UTF-16 code units, never more than
@@ -613,6 +743,7 @@ export function createHandler(options: HandlerOptions): A2AHandler {
       session,
       agentCard: () => card,
       transport,
+      streams,
       ...(limits.streamWindow !== undefined && { streamWindow: limits.streamWindow }),
       ...(limits.streamCredit !== undefined && { streamCredit: limits.streamCredit }),
       // A batch must fit in one message to the client, with room for its framing.
@@ -623,8 +754,56 @@ export function createHandler(options: HandlerOptions): A2AHandler {
     return { session, service };
   };
 
+  /** Counts a refusal by a limit, when metrics are on. */
+  const countLimit = (err: unknown) => {
+    if (metrics === undefined) return;
+    if (err instanceof RateLimitedError) metrics.limitHit("auth_failures_per_address");
+    else if (err instanceof QuotaExceededError) metrics.limitHit(limitOfQuota(err.message));
+    else if (err instanceof ServiceUnavailableError) metrics.limitHit("connections");
+  };
+  /** Counts a failed authentication on one binding, when metrics are on. */
+  const countAuthFailure = (binding: string, err: unknown) => {
+    if (metrics === undefined) return;
+    if (err instanceof RateLimitedError) {
+      metrics.authFailure(binding, "rate_limited");
+      metrics.limitHit("auth_failures_per_address");
+    } else if (err instanceof A2AError && err.message.startsWith("Missing")) {
+      metrics.authFailure(binding, "missing_credentials");
+    } else if (err instanceof A2AError && !(err instanceof ServiceUnavailableError)) {
+      metrics.authFailure(binding, "invalid_credentials");
+    }
+  };
+  /** A connection-limiter slot for an SSE stream of one binding, counted by binding. */
+  const admitStream = (binding: "jsonrpc" | "rest", req: Request): () => void => {
+    let release: () => void;
+    try {
+      release = connections.admit(addresses.get(req));
+    } catch (err) {
+      countLimit(err);
+      throw err;
+    }
+    counts[binding]++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      counts[binding]--;
+      release();
+    };
+  };
+  /** Checks a bearer token of an HTTP binding, counting a failure. */
+  const verifyToken = async (binding: string, token: string | undefined, req: Request) => {
+    try {
+      return await sessions.verifyToken(token, addresses.get(req));
+    } catch (err) {
+      countAuthFailure(binding, err);
+      throw err;
+    }
+  };
+
   /** The answer to a request refused by a limit: 429 or 503, with `Retry-After`. */
   const refusal = (err: unknown): Response => {
+    countLimit(err);
     if (err instanceof RateLimitedError) {
       return httpError(429, err, { "retry-after": String(err.retryAfterSeconds) });
     }
@@ -654,8 +833,10 @@ export function createHandler(options: HandlerOptions): A2AHandler {
       // close waits a moment, so the refusal of the last attempt reaches the client first.
       let failures = 0;
       let failTimer: ReturnType<typeof setTimeout> | undefined;
-      const onAuthFailure = () => {
+      const onAuthFailure = (err: Error) => {
+        countAuthFailure("capnweb", err);
         if (++failures < maxAuthFailures || failTimer !== undefined) return;
+        metrics?.limitHit("auth_failures_per_socket");
         failTimer = setTimeout(
           () => closeSocket(CLOSE_POLICY_VIOLATION, "Too many failed authentication attempts"),
           50,
@@ -697,7 +878,9 @@ export function createHandler(options: HandlerOptions): A2AHandler {
           ...(limits.preAuthMaxBytes !== undefined && { maxBytes: limits.preAuthMaxBytes }),
         },
       });
-      new RpcSession(transport, service, rpcOptions);
+      const rpc = new RpcSession(transport, service, rpcOptions);
+      rpcSessions.add(rpc);
+      socket.addEventListener("close", () => rpcSessions.delete(rpc));
       return response;
     }
     if (req.method === "POST") {
@@ -710,6 +893,7 @@ export function createHandler(options: HandlerOptions): A2AHandler {
         );
       }
       const { session, service } = await serviceFor(req, "batch");
+      counts.batches++;
       try {
         const batch = new Request(req.url, { method: "POST", headers: req.headers, body });
         const res = await newHttpBatchRpcResponse(batch, service, rpcOptions);
@@ -717,6 +901,7 @@ export function createHandler(options: HandlerOptions): A2AHandler {
         for (const [k, v] of Object.entries(CORS_HEADERS)) headers.set(k, v);
         return new Response(res.body, { status: res.status, headers });
       } finally {
+        counts.batches--;
         session.close();
       }
     }
@@ -737,9 +922,18 @@ export function createHandler(options: HandlerOptions): A2AHandler {
     headers: CORS_HEADERS,
     closing: () => closing,
   };
-  const handleJsonRpc = createJsonRpcHandler(jsonBinding);
+  const handleJsonRpc = createJsonRpcHandler({
+    ...jsonBinding,
+    verifyToken: (token, req) => verifyToken("jsonrpc", token, req),
+    admitStream: (req) => admitStream("jsonrpc", req),
+  });
   // For its messages: the routes come from the path below it, with the basePath already off.
-  const handleRest = createRestHandler({ ...jsonBinding, mountPath: basePath + PATHS.rest });
+  const handleRest = createRestHandler({
+    ...jsonBinding,
+    mountPath: basePath + PATHS.rest,
+    verifyToken: (token, req) => verifyToken("rest", token, req),
+    admitStream: (req) => admitStream("rest", req),
+  });
 
   const handleAuth = async (req: Request): Promise<Response> => {
     if (req.method !== "POST") return httpError(405, "Use POST", { allow: "POST, OPTIONS" });
@@ -756,11 +950,15 @@ export function createHandler(options: HandlerOptions): A2AHandler {
     const header = req.headers.get("authorization") ?? "";
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     const challenge = { "www-authenticate": 'Bearer realm="a2a"' };
-    if (!match) return httpError(401, "Missing bearer token", challenge);
+    if (!match) {
+      metrics?.authFailure("ticket", "missing_credentials");
+      return httpError(401, "Missing bearer token", challenge);
+    }
     try {
       const ticket = await sessions.issueTicket(match[1]!, addresses.get(req));
       return json(ticket, 200, { "cache-control": "no-store" });
     } catch (err) {
+      countAuthFailure("ticket", err);
       if (err instanceof ServiceUnavailableError) {
         return httpError(503, err.message, { "retry-after": "5" });
       }
@@ -802,6 +1000,40 @@ export function createHandler(options: HandlerOptions): A2AHandler {
     return new Response(req.method === "HEAD" ? null : body, { headers });
   };
 
+  /** Readiness: 503 while draining or while the store cannot be reached, 200 otherwise. */
+  const handleReady = async (req: Request): Promise<Response> => {
+    await req.body?.cancel();
+    const headers = { "cache-control": "no-store" };
+    if (closing) {
+      return json({ status: "draining", reason: "Server is shutting down" }, 503, headers);
+    }
+    const { ok, reason } = await probe.check();
+    if (closing) {
+      return json({ status: "draining", reason: "Server is shutting down" }, 503, headers);
+    }
+    if (!ok) return json({ status: "unavailable", reason }, 503, headers);
+    return json({ status: "ready" }, 200, headers);
+  };
+
+  const handleMetrics = async (
+    req: Request,
+    option: true | { readonly token: string },
+  ): Promise<Response> => {
+    await req.body?.cancel();
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      return httpError(405, "Use GET", { allow: "GET, HEAD" });
+    }
+    if (!metricsAllowed(option, req)) {
+      return httpError(401, "Missing or invalid metrics token", {
+        "www-authenticate": 'Bearer realm="metrics"',
+      });
+    }
+    const text = await metrics!.render();
+    return new Response(req.method === "HEAD" ? null : text, {
+      headers: { "content-type": metrics!.contentType, "cache-control": "no-store" },
+    });
+  };
+
   const route = async (req: Request, path: string): Promise<Response> => {
     if (req.method === "OPTIONS") return new Response(null, { status: 204 });
     // The HTTP+JSON binding has a path per operation: everything under its prefix is its own.
@@ -819,6 +1051,15 @@ export function createHandler(options: HandlerOptions): A2AHandler {
         return await handleJsonRpc(req);
       case PATHS.health:
         return json({ status: closing ? "shutting-down" : "ok" }, closing ? 503 : 200);
+      case PATHS.ready:
+        return await handleReady(req);
+      case PATHS.metrics:
+        if (metricsOption === false) return notFound(req, path);
+        return await handleMetrics(req, metricsOption);
+      case PATHS.clientBundle:
+        return await serveClientBundle(req);
+      case PATHS.demoPage:
+        return demoPage ? await demoPage(req) : await notFound(req, path);
       default:
         return notFound(req, path);
     }
@@ -851,7 +1092,7 @@ export function createHandler(options: HandlerOptions): A2AHandler {
     return httpError(404, `Not found: ${shown}`);
   };
 
-  const handler = (async (req: Request, info?: ConnectionInfo): Promise<Response> => {
+  const serveRequest = async (req: Request, info?: ConnectionInfo): Promise<Response> => {
     const address = clientAddress(req, info);
     if (address !== undefined) addresses.set(req, address);
     // `/a2a/jsonrpc/` is what many HTTP clients make of a base URL: the same endpoint.
@@ -896,6 +1137,29 @@ export function createHandler(options: HandlerOptions): A2AHandler {
       log.error("Request to {path} failed: {error}", { path, error: err });
       return cors(httpError(500, "Internal server error"));
     }
+  };
+
+  const handler = (async (req: Request, info?: ConnectionInfo): Promise<Response> => {
+    // Checked per request: the application may configure its sinks after the server starts.
+    if (!accessLog || !accessLogEnabled()) return await serveRequest(req, info);
+    const start = performance.now();
+    const record: AccessRecord = {};
+    records.set(req.headers, record);
+    let status = 500;
+    try {
+      const res = await serveRequest(req, info);
+      status = res.status;
+      return res;
+    } finally {
+      logRequest(
+        req.method,
+        new URL(req.url).pathname,
+        status,
+        performance.now() - start,
+        addresses.get(req),
+        record.operation === undefined ? undefined : record,
+      );
+    }
   }) as A2AHandler;
 
   Object.defineProperties(handler, {
@@ -913,6 +1177,7 @@ export function createHandler(options: HandlerOptions): A2AHandler {
         subscribers: manager.subscriberCount,
         overflows: manager.overflowCount,
         pushPending: push?.pendingCount ?? 0,
+        ...stubCounts(rpcSessions),
       }),
     },
     close: {
@@ -921,11 +1186,13 @@ export function createHandler(options: HandlerOptions): A2AHandler {
         options: { deadlineMs?: number } = {},
       ): Promise<void> => {
         if (closing) return;
-        // 1. Refuse new sessions, batches and JSON-RPC requests (503).
+        // 1. Refuse new sessions, batches and JSON-RPC requests (503). The listener stays open
+        //    (serve() stops it only after this), so a request during the drain is answered.
         closing = true;
-        const deadline = options.deadlineMs ?? 10_000;
+        const end = Date.now() + (options.deadlineMs ?? 10_000);
+        const left = (atLeast: number) => Math.max(atLeast, end - Date.now());
         // 2. Let calls in progress finish, up to the deadline.
-        const finished = await requestHandler.inflight.idle(deadline);
+        const finished = await requestHandler.inflight.idle(left(0));
         if (!finished) {
           log.warn("Shutting down with {count} calls still in progress", {
             count: requestHandler.inflight.count,
@@ -933,11 +1200,16 @@ export function createHandler(options: HandlerOptions): A2AHandler {
         }
         // 3. Stop the task core: running tasks end FAILED, open streams of paused tasks get
         //    ServiceUnavailableError, which clients take as "resume elsewhere".
-        await manager.close({ timeoutMs: Math.min(deadline, 5000) });
-        // 4. Give the streams a moment to deliver those last events.
-        const flushUntil = Date.now() + 1000;
-        while (manager.subscriberCount > 0 && Date.now() < flushUntil) {
-          await new Promise((r) => setTimeout(r, 10));
+        await manager.close({ timeoutMs: Math.min(left(1000), 5000) });
+        // 4. Let the streams deliver those last events and their onEnd or onError, and wait
+        //    until the client has answered them: a socket closed earlier loses them. A consumer
+        //    that holds its calls cannot keep the server up past the deadline (at least a
+        //    second is left for this step).
+        const flushed = await streams.idle(left(1000));
+        if (!flushed) {
+          log.warn("Closing {count} streams whose last calls were not answered in time", {
+            count: streams.count,
+          });
         }
         await handleJsonRpc.close();
         await handleRest.close();

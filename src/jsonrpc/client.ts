@@ -157,9 +157,10 @@ export class JsonRpcClient {
   constructor(url: string | URL, options: JsonRpcClientOptions = {}) {
     this.url = String(url);
     this.#options = options;
-    const f = options.fetch;
-    // Calling the global fetch unbound fails in some browsers.
-    this.#fetch = f ?? ((input, init) => fetch(input, init));
+    const f = options.fetch ?? fetch;
+    // `this.#fetch(...)` calls it as a method of this client, and a browser's fetch throws
+    // "Illegal invocation" unless it is called unbound (or on the window).
+    this.#fetch = (input, init) => f(input, init);
   }
 
   #headers(accept: string, lastEventId?: number): Record<string, string> {

@@ -236,7 +236,12 @@ export function createJsonRpcHandler(options: JsonRpcHandlerOptions): JsonRpcHan
   // is one a client should back off from.
   const call = async (req: Request, url: URL, principal: Principal, envelope: Envelope) => {
     const { id, notification, method, params } = envelope;
-    const context: CallContext = { userId: principal.userId, origin: url.origin };
+    const context: CallContext = {
+      userId: principal.userId,
+      origin: url.origin,
+      binding: "jsonrpc",
+      headers: req.headers,
+    };
     const answer = (res: JsonRpcResponse, err?: unknown) => {
       if (notification) return new Response(null, { status: 204, headers: extra });
       // A used-up quota is the one error a client should back off from: say so in HTTP too.

@@ -28,6 +28,18 @@ import { sleep } from "../util/sleep.ts";
 
 const log = getLogger(["a2a-capnweb", "push"]);
 
+/** What a PushDispatcher reports of its deliveries, for metrics. */
+export interface PushHooks {
+  /**
+   * One outcome: an event `delivered`, an attempt that failed and will be `retry`-ed, an event
+   * given up (`failed`), or one `dropped` because its config's queue was full.
+   */
+  outcome(
+    kind: "webhook" | "callback",
+    outcome: "delivered" | "retry" | "failed" | "dropped",
+  ): void;
+}
+
 /**
  * How push notifications are delivered, and where webhooks may point. Webhooks may reach
  * public addresses only, unless `allowLoopback` or `allowPrivateDestinations` says otherwise;
@@ -205,6 +217,7 @@ export class PushDispatcher {
   #retryBaseMs: number;
   #retryMaxMs: number;
   #maxQueued: number;
+  #hooks: PushHooks | undefined;
   #maxConfigs: number;
   #maxPerUser: number;
   #window: number;
@@ -236,8 +249,10 @@ export class PushDispatcher {
    *
    * @param manager The task core whose events are delivered (its store keeps webhook configs).
    * @param options Delivery and destination settings.
+   * @param hooks Told of each delivery's outcome.
    */
-  constructor(manager: TaskManager, options: PushOptions = {}) {
+  constructor(manager: TaskManager, options: PushOptions = {}, hooks?: PushHooks) {
+    this.#hooks = hooks;
     this.#store = manager.store;
     this.#policy = {
       allowLoopback: options.allowLoopback === true,
@@ -660,6 +675,7 @@ export class PushDispatcher {
     if (q.events.length >= this.#maxQueued) {
       // Keep the event in flight; drop the oldest one waiting behind it.
       const [dropped] = q.events.splice(q.running ? 1 : 0, 1);
+      this.#hooks?.outcome("webhook", "dropped");
       log.warn("Push queue of config {id} of task {taskId} is full: dropped event {seq}", {
         id,
         taskId,
@@ -723,8 +739,10 @@ export class PushDispatcher {
       } catch (err) {
         result = { ok: false, retryable: true, reason: `cannot read the config: ${err}` };
       }
-      if (result.ok || signal.aborted) return;
+      if (signal.aborted) return;
+      if (result.ok) return this.#hooks?.outcome("webhook", "delivered");
       if (!result.retryable || attempt >= this.#maxAttempts) {
+        this.#hooks?.outcome("webhook", "failed");
         log.warn(
           "Gave up push of event {seq} of task {taskId} to config {id} after {attempts} attempts: {reason}",
           { seq: event.seq, taskId: q.taskId, id: q.id, attempts: attempt, reason: result.reason },
@@ -732,6 +750,7 @@ export class PushDispatcher {
         return;
       }
       const delay = this.#backoff(attempt, result.retryAfterMs);
+      this.#hooks?.outcome("webhook", "retry");
       log.debug("Push of event {seq} of task {taskId} failed ({reason}); retrying in {delay} ms", {
         seq: event.seq,
         taskId: q.taskId,
@@ -753,6 +772,7 @@ export class PushDispatcher {
     if (entry.closed || entry.ending) return;
     if (this.#shared) entry.lastSeq = event.seq;
     if (entry.queue.length >= this.#maxQueued) {
+      this.#hooks?.outcome("callback", "dropped");
       log.warn("Push callback {id} of task {taskId} fell too far behind; removing it", {
         id: entry.config.id,
         taskId: entry.config.taskId,
@@ -779,10 +799,12 @@ export class PushDispatcher {
       call.then(
         () => {
           entry.inflight--;
+          this.#hooks?.outcome("callback", "delivered");
           this.#pumpCallback(entry);
         },
         (err) => {
           entry.inflight--;
+          this.#hooks?.outcome("callback", "failed");
           log.debug("Push callback {id} failed; removing it: {error}", {
             id: entry.config.id,
             error: err,
@@ -871,8 +893,12 @@ export class PushDispatcher {
     }).catch((err): AttemptResult => ({ ok: false, retryable: true, reason: String(err) }));
     if (this.#stopShared.signal.aborted) return; // the claim lapses; another process retries
     const attempt = delivery.attempts + 1;
-    if (result.ok) return await this.#shared!.settleDelivery(delivery, { done: true });
+    if (result.ok) {
+      this.#hooks?.outcome("webhook", "delivered");
+      return await this.#shared!.settleDelivery(delivery, { done: true });
+    }
     if (!result.retryable || attempt >= this.#maxAttempts) {
+      this.#hooks?.outcome("webhook", "failed");
       log.warn(
         "Gave up push of event {seq} of task {taskId} to config {id} after {attempts} attempts: {reason}",
         {
@@ -886,6 +912,7 @@ export class PushDispatcher {
       return await this.#shared!.settleDelivery(delivery, { done: true });
     }
     const retryAt = Date.now() + this.#backoff(attempt, result.retryAfterMs);
+    this.#hooks?.outcome("webhook", "retry");
     await this.#shared!.settleDelivery(delivery, { done: false, retryAt });
   }
 

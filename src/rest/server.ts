@@ -283,7 +283,12 @@ export function createRestHandler(options: RestHandlerOptions): RestHandler {
   };
 
   const call = async (req: Request, url: URL, principal: Principal, match: RouteMatch) => {
-    const context: CallContext = { userId: principal.userId, origin: url.origin };
+    const context: CallContext = {
+      userId: principal.userId,
+      origin: url.origin,
+      binding: "rest",
+      headers: req.headers,
+    };
     const { operation, streaming } = match.route;
     try {
       checkVersion(requestedVersion(req, url), versions);

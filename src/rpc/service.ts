@@ -14,9 +14,11 @@ import {
   MethodNotFoundError,
   PushNotificationNotSupportedError,
   RateLimitedError,
+  StreamOverflowError,
   UnsupportedOperationError,
   VersionNotSupportedError,
 } from "../errors/errors.ts";
+import type { Inflight } from "../tasks/inflight.ts";
 import type { CallContext, RequestHandler } from "../tasks/request_handler.ts";
 import type { StreamEvent } from "../tasks/store.ts";
 import { eventBytesBound, type Subscription } from "../tasks/subscription.ts";
@@ -82,10 +84,18 @@ export interface ServiceContext {
   maxBatchBytes?: number;
   /** The client's address, for the failed-login throttle (unknown when absent). */
   address?: string;
-  /** Called after each failed `authenticate`, so the connection can end after a few. */
-  onAuthFailure?: () => void;
+  /**
+   * Called after each failed `authenticate` with its error, so the connection can end after a
+   * few (and the failure be counted).
+   */
+  onAuthFailure?: (error: Error) => void;
   /** True once the connection made its last allowed failed attempt: it is about to close. */
   authBlocked?: () => boolean;
+  /**
+   * Counts the streams still delivering, until their last sink call resolves: a shutdown waits
+   * for them before it closes the sockets, so that a stream's end reaches its client.
+   */
+  streams?: Inflight;
 }
 
 /**
@@ -211,14 +221,14 @@ export class A2AService extends RpcTarget {
         principal = await this.#ctx.sessions.authenticate(credentials, this.#ctx.address);
       } catch (err) {
         if (err instanceof AuthenticationError || err instanceof RateLimitedError) {
-          this.#ctx.onAuthFailure?.();
+          this.#ctx.onAuthFailure?.(err);
         }
         throw err;
       }
       this.#ctx.session.setPrincipal(principal);
       return new A2ACapability(
         this.#ctx,
-        { userId: principal.userId, origin: this.#ctx.origin },
+        { userId: principal.userId, origin: this.#ctx.origin, binding: "capnweb" },
         { batchEvents },
       );
     });
@@ -491,10 +501,13 @@ export class A2ACapability extends RpcTarget {
         maxBytes: this.#ctx.maxBatchBytes ?? MAX_BATCH_BYTES,
       }
       : { window, credit: window, maxEvents: 1, maxBytes: Infinity };
-    pump(sub, sink, delivery, () => cancelled).finally(() => {
-      untrack();
-      sink[Symbol.dispose]();
-    });
+    const delivering = () =>
+      pump(sub, sink, delivery, () => cancelled).finally(() => {
+        untrack();
+        sink[Symbol.dispose]();
+      });
+    if (this.#ctx.streams) this.#ctx.streams.track(delivering);
+    else delivering();
     return new StreamHandle(stop);
   }
 
@@ -569,10 +582,20 @@ async function pump(
     failure ??= err;
     sub.close();
   };
+  // An overflow is noticed while the window is full too, not only at the next read: a consumer
+  // that holds its calls would otherwise keep the pump waiting, and never hear of it.
+  const overflowed = new Promise<true>((resolve) => {
+    sub.whenClosed(() => {
+      if (sub.overflowed) resolve(true);
+    });
+  });
+  /** Waits for the oldest call in flight; false when the subscription overflowed first. */
   const settleOldest = async () => {
-    const call = inflight.shift()!;
-    await call.settled;
+    const call = inflight[0]!;
+    if (await Promise.race([call.settled, overflowed]) === true) return false;
+    inflight.shift();
     unacked -= call.events;
+    return true;
   };
   const send = (events: StreamEvent[]) => {
     unacked += events.length;
@@ -586,7 +609,8 @@ async function pump(
   try {
     while (failure === undefined) {
       while (inflight.length > 0 && (inflight.length >= window || unacked >= credit)) {
-        await settleOldest();
+        // On an overflow the read below throws it.
+        if (!await settleOldest()) break;
       }
       if (failure !== undefined || cancelled()) break;
       let first = carry;
@@ -626,6 +650,14 @@ async function pump(
     }
     if (!cancelled()) await sink.onEnd();
   } catch (err) {
+    if (err instanceof StreamOverflowError) {
+      // Said at once, without waiting for the calls in flight: a consumer that holds them would
+      // otherwise never learn that it fell behind. capnweb delivers the calls on one stub in the
+      // order they were sent, so onError still arrives after every event sent before it; and
+      // it is not awaited either, so the sink is released even if the consumer never answers.
+      if (failure === undefined && !cancelled()) sink.onError(err).catch(() => {});
+      return;
+    }
     await Promise.all(inflight.map((c) => c.settled));
     if (failure === undefined && !cancelled()) {
       await sink.onError(toWireError(err)).catch(() => {});

@@ -22,6 +22,26 @@ export interface RequestContext {
   readonly metadata: JsonObject | undefined;
   /** Aborted when the task is canceled or the server shuts down. */
   readonly signal: AbortSignal;
+  /**
+   * The OpenTelemetry context of the operation that sent the message (its span, under the
+   * caller's `traceparent`), when tracing is on: pass it as the parent of the agent's own spans,
+   * e.g. `tracer.startSpan("work", {}, ctx.traceContext)`. Without a registered context manager
+   * `context.active()` does not carry across the core's asynchronous steps; this always does.
+   */
+  readonly traceContext?: TraceContext;
+}
+
+/**
+ * An OpenTelemetry `Context` (from `@opentelemetry/api`), declared here so that the core needs no
+ * tracing dependency: an immutable map from symbol keys to values.
+ */
+export interface TraceContext {
+  /** Reads the value of a key. */
+  getValue(key: symbol): unknown;
+  /** A copy of the context with one more key. */
+  setValue(key: symbol, value: unknown): TraceContext;
+  /** A copy of the context without a key. */
+  deleteValue(key: symbol): TraceContext;
 }
 
 /** Options for a status update. */

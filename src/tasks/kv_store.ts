@@ -919,6 +919,12 @@ export class KvTaskStore implements TaskStore, Disposable, AsyncDisposable {
     return out;
   }
 
+  /** Checks that the database answers: one read of a key that need not exist. */
+  async ping(): Promise<void> {
+    if (this.#closed) throw new Error("The store is closed");
+    await this.#kv.get(["ping"]);
+  }
+
   /**
    * Closes the database and stops the eviction timer; calling it again does nothing. An eviction
    * round under way stops where it is, and the next store on the database finishes it.

@@ -714,6 +714,11 @@ export class PostgresTaskStore implements SharedTaskStore, AsyncDisposable {
     return Math.max(0, rows[0]?.n ?? 0);
   }
 
+  /** Checks that the database answers: `SELECT 1`. */
+  async ping(): Promise<void> {
+    await this.#sql`SELECT 1`;
+  }
+
   /** Tells who owns a context: one read of its row. */
   async contextOwner(contextId: string): Promise<string | undefined> {
     const rows = await this.#sql<{ owner: string }[]>`

@@ -34,6 +34,8 @@ import {
 import type { Subscription } from "./subscription.ts";
 import type { TaskManager } from "./task_manager.ts";
 import { Inflight } from "./inflight.ts";
+import type { TraceContext } from "./executor.ts";
+import type { OperationObserver } from "./observer.ts";
 
 /** Who is calling: the authenticated user. */
 export interface CallContext {
@@ -41,6 +43,13 @@ export interface CallContext {
   userId: string;
   /** The origin the client reached the server at, for cards that list interface URLs. */
   origin?: string;
+  /** The binding the call came on (`capnweb`, `jsonrpc`, `rest`), for metrics and logs. */
+  binding?: string;
+  /**
+   * The request's headers, on the HTTP bindings: where tracing finds the caller's
+   * `traceparent` and `tracestate`.
+   */
+  headers?: { get(name: string): string | null };
 }
 
 // Fields of type google.protobuf.Struct or Value, where null is a value rather than "unset".
@@ -126,6 +135,8 @@ export interface RequestHandlerOptions {
    * PushNotificationNotSupportedError whatever the card says.
    */
   push?: PushDispatcher;
+  /** Sees every operation, for metrics, tracing and access logs. */
+  observer?: OperationObserver;
 }
 
 /** Parses and dispatches the A2A operations for every binding. */
@@ -135,6 +146,7 @@ export class RequestHandler {
   #inflight = new Inflight();
   #extended: RequestHandlerOptions["extendedAgentCard"];
   #push: PushDispatcher | undefined;
+  #observer: OperationObserver | undefined;
 
   /**
    * Creates the handler over a task core.
@@ -146,6 +158,20 @@ export class RequestHandler {
     this.#card = options.agentCard;
     this.#extended = options.extendedAgentCard;
     this.#push = options.push;
+    this.#observer = options.observer;
+  }
+
+  /** Runs one operation: counted for shutdown, and observed when there is an observer. */
+  #run<T>(
+    operation: string,
+    call: CallContext,
+    params: unknown,
+    fn: (traceContext?: TraceContext) => Promise<T>,
+  ): Promise<T> {
+    const observer = this.#observer;
+    // Without an observer the call costs nothing more than before: no closure, no timer.
+    if (observer === undefined) return this.#inflight.track(fn);
+    return this.#inflight.track(() => observer.observe(operation, call, params, fn));
   }
 
   /** The calls in progress, which a graceful shutdown waits for. */
@@ -170,20 +196,24 @@ export class RequestHandler {
 
   /** SendMessage. */
   sendMessage(call: CallContext, params: unknown): Promise<SendMessageResponse> {
-    return this.#inflight.track(() => {
+    return this.#run("SendMessage", call, params, (traceContext) => {
       const request = parseParams(SendMessageRequestSchema, params);
       this.#checkSendPush(request);
-      return this.#manager.sendMessage(call.userId, request);
+      return this.#manager.sendMessage(call.userId, request, traceContext && { traceContext });
     });
   }
 
   /** SendStreamingMessage. */
   sendStreamingMessage(call: CallContext, params: unknown): Promise<Subscription> {
-    return this.#inflight.track(() => {
+    return this.#run("SendStreamingMessage", call, params, (traceContext) => {
       this.#requireStreaming();
       const request = parseParams(SendMessageRequestSchema, params);
       this.#checkSendPush(request);
-      return this.#manager.sendStreamingMessage(call.userId, request);
+      return this.#manager.sendStreamingMessage(
+        call.userId,
+        request,
+        traceContext && { traceContext },
+      );
     });
   }
 
@@ -193,7 +223,7 @@ export class RequestHandler {
     params: unknown,
     afterSeq?: unknown,
   ): Promise<Subscription> {
-    return this.#inflight.track(() => {
+    return this.#run("SubscribeToTask", call, params, () => {
       this.#requireStreaming();
       const request = parseParams(SubscribeToTaskRequestSchema, params);
       let after: number | undefined;
@@ -214,28 +244,28 @@ export class RequestHandler {
 
   /** GetTask. */
   getTask(call: CallContext, params: unknown): Promise<Task> {
-    return this.#inflight.track(() => {
+    return this.#run("GetTask", call, params, () => {
       return this.#manager.getTask(call.userId, parseParams(GetTaskRequestSchema, params));
     });
   }
 
   /** ListTasks. */
   listTasks(call: CallContext, params: unknown): Promise<ListTasksResponse> {
-    return this.#inflight.track(() => {
+    return this.#run("ListTasks", call, params, () => {
       return this.#manager.listTasks(call.userId, parseParams(ListTasksRequestSchema, params));
     });
   }
 
   /** CancelTask. */
   cancelTask(call: CallContext, params: unknown): Promise<Task> {
-    return this.#inflight.track(() => {
+    return this.#run("CancelTask", call, params, () => {
       return this.#manager.cancelTask(call.userId, parseParams(CancelTaskRequestSchema, params));
     });
   }
 
   /** GetExtendedAgentCard. */
   getExtendedAgentCard(call: CallContext, params: unknown): Promise<AgentCard> {
-    return this.#inflight.track(async () => {
+    return this.#run("GetExtendedAgentCard", call, params, async () => {
       parseParams(GetExtendedAgentCardRequestSchema, params);
       if (this.#card.capabilities.extendedAgentCard !== true) {
         throw new UnsupportedOperationError("This agent does not offer an extended agent card");
@@ -278,7 +308,7 @@ export class RequestHandler {
     params: unknown,
     receiver?: PushReceiver,
   ): Promise<TaskPushNotificationConfig> {
-    return this.#inflight.track(async () => {
+    return this.#run("CreateTaskPushNotificationConfig", call, params, async () => {
       const push = this.#requirePush();
       const config = receiver
         ? parseParams(CallbackPushConfigSchema, params)
@@ -299,7 +329,7 @@ export class RequestHandler {
     call: CallContext,
     params: unknown,
   ): Promise<TaskPushNotificationConfig> {
-    return this.#inflight.track(async () => {
+    return this.#run("GetTaskPushNotificationConfig", call, params, async () => {
       const push = this.#requirePush();
       const request = parseParams(GetTaskPushNotificationConfigRequestSchema, params);
       await this.#manager.getTask(call.userId, { id: request.taskId, historyLength: 0 });
@@ -312,7 +342,7 @@ export class RequestHandler {
     call: CallContext,
     params: unknown,
   ): Promise<ListTaskPushNotificationConfigsResponse> {
-    return this.#inflight.track(async () => {
+    return this.#run("ListTaskPushNotificationConfigs", call, params, async () => {
       const push = this.#requirePush();
       const request = parseParams(ListTaskPushNotificationConfigsRequestSchema, params);
       await this.#manager.getTask(call.userId, { id: request.taskId, historyLength: 0 });
@@ -325,7 +355,7 @@ export class RequestHandler {
 
   /** DeleteTaskPushNotificationConfig; deleting a config that does not exist succeeds. */
   deleteTaskPushNotificationConfig(call: CallContext, params: unknown): Promise<void> {
-    return this.#inflight.track(async () => {
+    return this.#run("DeleteTaskPushNotificationConfig", call, params, async () => {
       const push = this.#requirePush();
       const request = parseParams(DeleteTaskPushNotificationConfigRequestSchema, params);
       await this.#manager.getTask(call.userId, { id: request.taskId, historyLength: 0 });

@@ -160,6 +160,12 @@ export interface TaskStore {
    * without it is not recovered by `TaskManager.recover()`.
    */
   unfinished?(): Promise<TaskRecord[]>;
+  /**
+   * Checks that the store can be reached (a database round trip), for `GET /ready`: resolves
+   * when it can, rejects with the reason when it cannot. Optional: a store without it counts as
+   * reachable. The server bounds the wait and caches the answer briefly.
+   */
+  ping?(): Promise<void>;
 }
 
 /**
@@ -604,5 +610,10 @@ export class InMemoryTaskStore implements TaskStore {
     return Promise.resolve(
       [...this.#tasks.values()].filter((r) => isUnfinishedState(r.task.status.state)),
     );
+  }
+
+  /** Always reachable: the tasks are in this process. */
+  ping(): Promise<void> {
+    return Promise.resolve();
   }
 }

@@ -160,6 +160,7 @@ export class Subscription implements AsyncIterableIterator<StreamEvent> {
   #overflowed = false;
   #notified = false;
   #closeListeners: Array<() => void> = [];
+  #onTake: (() => void) | undefined;
 
   /**
    * Creates an empty subscription.
@@ -237,6 +238,7 @@ export class Subscription implements AsyncIterableIterator<StreamEvent> {
       const w = this.#waiter;
       this.#waiter = this.#failWaiter = undefined;
       this.#lastSeq = event.seq;
+      this.#onTake?.();
       w({ value: event, done: false });
       return;
     }
@@ -342,6 +344,7 @@ export class Subscription implements AsyncIterableIterator<StreamEvent> {
         this.#head = 0;
       }
       this.#lastSeq = value.seq;
+      this.#onTake?.();
       return Promise.resolve({ value, done: false });
     }
     if (this.#error !== undefined) {
@@ -401,6 +404,16 @@ export class Subscription implements AsyncIterableIterator<StreamEvent> {
     const more = this.#closeListeners;
     this.#closeListeners = [];
     for (const l of more) l();
+  }
+
+  /**
+   * Calls `listener` each time an event is handed to the consumer (for delivery metrics); a
+   * second call replaces the first listener.
+   *
+   * @param listener The callback.
+   */
+  onTake(listener: () => void): void {
+    this.#onTake = listener;
   }
 
   /**

@@ -36,6 +36,7 @@ import type {
   EventPublisher,
   RequestContext,
   StatusOptions,
+  TraceContext,
 } from "./executor.ts";
 import {
   contextTakenError,
@@ -99,6 +100,12 @@ export interface TaskManagerOptions {
    * it (default 10 000 ms); then it fails with ServiceUnavailableError.
    */
   remoteCancelTimeoutMs?: number;
+}
+
+/** Per-call options of the operations that run the executor. */
+export interface CallOptions {
+  /** The caller's trace context, handed to the executor as `RequestContext.traceContext`. */
+  traceContext?: TraceContext;
 }
 
 /** How much may wait for one subscriber: events, and bytes of them. */
@@ -353,6 +360,8 @@ export class TaskManager {
   #shared: SharedTaskStore | undefined;
   #leaseTimer: ReturnType<typeof setInterval> | undefined;
   #remoteCancelMs: number;
+  /** The trace context of each request in progress that has one, for its RequestContext. */
+  #traces = new WeakMap<SendMessageRequest, TraceContext>();
 
   /**
    * Creates a task core with no tasks running.
@@ -434,9 +443,15 @@ export class TaskManager {
    *
    * @param userId The authenticated user.
    * @param request The validated request.
+   * @param options The caller's trace context, for the executor.
    * @returns The task, or the agent's direct reply.
    */
-  async sendMessage(userId: string, request: SendMessageRequest): Promise<SendMessageResponse> {
+  async sendMessage(
+    userId: string,
+    request: SendMessageRequest,
+    options: CallOptions = {},
+  ): Promise<SendMessageResponse> {
+    if (options.traceContext !== undefined) this.#traces.set(request, options.traceContext);
     const { active, sub } = await this.#start(userId, request);
     const historyLength = request.configuration?.historyLength;
     const immediate = request.configuration?.returnImmediately === true;
@@ -460,9 +475,15 @@ export class TaskManager {
    *
    * @param userId The authenticated user.
    * @param request The validated request.
+   * @param options The caller's trace context, for the executor.
    * @returns The subscription; close it to stop receiving.
    */
-  async sendStreamingMessage(userId: string, request: SendMessageRequest): Promise<Subscription> {
+  async sendStreamingMessage(
+    userId: string,
+    request: SendMessageRequest,
+    options: CallOptions = {},
+  ): Promise<Subscription> {
+    if (options.traceContext !== undefined) this.#traces.set(request, options.traceContext);
     const giveBack = this.#takeStream(userId);
     try {
       const { sub } = await this.#start(userId, request, this.#bounds);
@@ -1222,6 +1243,7 @@ export class TaskManager {
     message: Message,
     previous?: Task,
   ): RequestContext {
+    const trace = this.#traces.get(request);
     const ctx: RequestContext = {
       userId,
       taskId: active.id,
@@ -1231,6 +1253,7 @@ export class TaskManager {
       configuration: request.configuration,
       metadata: request.metadata,
       signal: active.controller.signal,
+      ...(trace !== undefined && { traceContext: trace }),
     };
     active.context = ctx;
     return ctx;
@@ -1463,15 +1486,17 @@ export class TaskManager {
     artifact: Artifact,
     options: ArtifactOptions,
   ): Promise<void> {
+    // Checked before the task is created: a first event that breaks the contract creates no
+    // task, and the caller gets InvalidAgentResponseError.
+    if (!artifact.artifactId || artifact.parts.length === 0) {
+      throw new InvalidAgentResponseError("An artifact needs an artifactId and at least one part");
+    }
     const record = await this.#ensureCreated(active);
     const task = record.task;
     if (TERMINAL_STATES.has(task.status.state)) {
       throw new UnsupportedOperationError(
         `Task ${task.id} is already in terminal state ${task.status.state}`,
       );
-    }
-    if (!artifact.artifactId || artifact.parts.length === 0) {
-      throw new InvalidAgentResponseError("An artifact needs an artifactId and at least one part");
     }
     const merged = mergeArtifact(task.artifacts, artifact, options.append === true);
     const next: Task = { ...task, artifacts: merged.artifacts };
