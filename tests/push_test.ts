@@ -574,3 +574,24 @@ Deno.test("classifyAddress() sorts addresses into the kinds the destination poli
   ];
   for (const [address, kind] of cases) assert.equal(classifyAddress(address), kind, address);
 });
+
+Deno.test("a webhook created on a paused task gets the events of its follow-up", async () => {
+  await using hook = startReceiver();
+  await using server = startServer({ push: { allowLoopback: true } });
+  await using client = await A2AClient.connect(server.url, { token: TOKENS.alice });
+  // The task's first events find no config: the dispatcher stops reading the store for them.
+  const { task } = await client.sendMessage({ message: userMessage("input: your name?") });
+  assert.equal(task?.status.state, "TASK_STATE_INPUT_REQUIRED");
+  const store = server.handler.manager.store;
+  const before = (await store.events(task!.id, 0)).length;
+  await client.createTaskPushNotificationConfig({ taskId: task!.id, url: hook.url });
+  const { task: done } = await client.sendMessage({
+    message: { ...userMessage("Ada"), taskId: task!.id },
+  });
+  assert.equal(done?.status.state, "TASK_STATE_COMPLETED");
+  const followUp = await store.events(task!.id, before);
+  assert.ok(followUp.length >= 2);
+  await waitFor(() => hook.requests.length >= followUp.length);
+  await waitFor(() => server.handler.stats().pushPending === 0);
+  assert.deepEqual(hook.requests.map((r) => r.seq), followUp.map((e) => e.seq));
+});

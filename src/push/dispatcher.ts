@@ -25,6 +25,10 @@ import {
 import { type CallbackPushConfig, PUSH_CALLBACK_URL, type PushReceiver } from "./types.ts";
 import { attemptDelivery, type AttemptResult } from "./webhook.ts";
 import { sleep } from "../util/sleep.ts";
+import { FifoMap } from "../util/fifo_map.ts";
+
+/** How many tasks without webhook configs the dispatcher remembers as such. */
+const WITHOUT_CONFIGS_KEPT = 10_000;
 
 const log = getLogger(["a2a-capnweb", "push"]);
 
@@ -232,6 +236,14 @@ export class PushDispatcher {
   #creating = new Map<string, Promise<void>>();
   #queues = new Map<string, WebhookQueue>();
   #routes = new Map<string, { owner: string; events: StreamEvent[]; running: boolean }>();
+  /**
+   * Tasks whose store held no webhook config when last read, so that their next events cost no
+   * read (most tasks have none: without this, every event of every task read the store). A
+   * config stored here bumps `#puts` and forgets the task, before and after the write, and a read
+   * during which `#puts` moved remembers nothing.
+   */
+  #withoutConfigs = new FifoMap<string, true>();
+  #puts = 0;
   #callbacks = new Map<string, Map<string, CallbackEntry>>();
   #byReceiver = new Map<PushReceiver, CallbackEntry>();
   #work = new Set<Promise<void>>();
@@ -412,7 +424,15 @@ export class PushDispatcher {
       this.#liveByOwner.set(owner, (this.#liveByOwner.get(owner) ?? 0) + 1);
       if (this.#shared) await this.#follow(entry);
     } else {
-      await this.#store.putPushConfig({ owner, config });
+      // Before and after: a read that overlaps the write, or ran inside it, remembers nothing.
+      this.#puts++;
+      this.#withoutConfigs.delete(taskId);
+      try {
+        await this.#store.putPushConfig({ owner, config });
+      } finally {
+        this.#puts++;
+        this.#withoutConfigs.delete(taskId);
+      }
       if (!replacesStored) this.#countStored(owner, taskId, 1);
     }
     return config;
@@ -625,6 +645,10 @@ export class PushDispatcher {
     }
     // With a shared store, webhooks go through its durable queue instead.
     if (this.#shared) return;
+    if (this.#withoutConfigs.has(taskId) && !this.#routes.has(taskId)) {
+      if (isTerminalEvent(event)) this.#withoutConfigs.delete(taskId);
+      return;
+    }
     let route = this.#routes.get(taskId);
     if (!route) this.#routes.set(taskId, route = { owner, events: [], running: false });
     route.events.push(event);
@@ -642,8 +666,13 @@ export class PushDispatcher {
         const batch = route.events.splice(0);
         let records: PushConfigRecord[];
         this.#routing += batch.length;
+        const puts = this.#puts;
         try {
           records = await this.#store.listPushConfigs(taskId);
+          if (records.length === 0 && puts === this.#puts && !batch.some(isTerminalEvent)) {
+            this.#withoutConfigs.set(taskId, true);
+            if (this.#withoutConfigs.size > WITHOUT_CONFIGS_KEPT) this.#withoutConfigs.shift();
+          }
         } catch (err) {
           log.error("Cannot read the push configs of task {taskId}: {error}", {
             taskId,
