@@ -730,7 +730,7 @@ export function createHandler(options: HandlerOptions): A2AHandler {
   const serviceFor = async (
     req: Request,
     transport: "websocket" | "batch",
-    auth: Pick<ServiceContext, "onAuthFailure" | "authBlocked"> = {},
+    auth: Pick<ServiceContext, "onAuthFailure" | "authBlocked" | "onAuthenticated"> = {},
   ) => {
     const session = sessions.open();
     const address = addresses.get(req);
@@ -842,13 +842,19 @@ export function createHandler(options: HandlerOptions): A2AHandler {
           50,
         );
       };
+      let authTimer: ReturnType<typeof setTimeout> | undefined;
       const { session, service } = await serviceFor(req, "websocket", {
         onAuthFailure,
         authBlocked: () => failures >= maxAuthFailures,
+        // The deadline is for sockets that never authenticate: one that did holds no timer.
+        onAuthenticated: () => {
+          clearTimeout(authTimer);
+          authTimer = undefined;
+        },
       });
       sockets.add(socket);
       // A socket that never authenticates holds a session for nothing: it gets a deadline.
-      const authTimer = authTimeoutMs > 0
+      authTimer = authTimeoutMs > 0 && !session.principal
         ? setTimeout(() => {
           if (session.principal) return;
           log.debug("Closing a WebSocket that did not authenticate in time");

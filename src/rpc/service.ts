@@ -91,6 +91,8 @@ export interface ServiceContext {
   onAuthFailure?: (error: Error) => void;
   /** True once the connection made its last allowed failed attempt: it is about to close. */
   authBlocked?: () => boolean;
+  /** Called after each successful `authenticate` (the connection can drop its login deadline). */
+  onAuthenticated?: () => void;
   /**
    * Counts the streams still delivering, until their last sink call resolves: a shutdown waits
    * for them before it closes the sockets, so that a stream's end reaches its client.
@@ -226,6 +228,7 @@ export class A2AService extends RpcTarget {
         throw err;
       }
       this.#ctx.session.setPrincipal(principal);
+      this.#ctx.onAuthenticated?.();
       return new A2ACapability(
         this.#ctx,
         { userId: principal.userId, origin: this.#ctx.origin, binding: "capnweb" },
