@@ -4,7 +4,6 @@
 import assert from "node:assert/strict";
 import {
   type Message as SdkMessage,
-  Role,
   type StreamResponse as SdkStreamResponse,
   type Task as SdkTask,
   TaskState,
@@ -24,6 +23,7 @@ import {
   VersionNotSupportedError,
 } from "@a2a-js/sdk/errors";
 import { startServer, type TestServer, TOKENS } from "./helpers.ts";
+import { sdkSend } from "./sdk_messages.ts";
 
 /** Every request the SDK made: URL and headers. */
 interface Seen {
@@ -50,37 +50,6 @@ async function sdkClient(
   return { client: await factory.createFromUrl(server.url), seen };
 }
 
-function sdkMessage(text: string, taskId = ""): SdkMessage {
-  return {
-    messageId: crypto.randomUUID(),
-    contextId: "",
-    taskId,
-    role: Role.ROLE_USER,
-    parts: [{
-      content: { $case: "text", value: text },
-      metadata: undefined,
-      filename: "",
-      mediaType: "",
-    }],
-    metadata: undefined,
-    extensions: [],
-    referenceTaskIds: [],
-  };
-}
-
-function send(text: string, returnImmediately = false) {
-  return {
-    tenant: "",
-    message: sdkMessage(text),
-    configuration: {
-      acceptedOutputModes: [],
-      taskPushNotificationConfig: undefined,
-      returnImmediately,
-    },
-    metadata: undefined,
-  };
-}
-
 function artifactText(task: SdkTask): string {
   return task.artifacts.flatMap((a) => a.parts)
     .map((p) => p.content?.$case === "text" ? p.content.value : "").join("");
@@ -102,7 +71,7 @@ Deno.test("ClientFactory picks the JSONRPC interface from our card and sends A2A
   const { client, seen } = await sdkClient(server);
   assert.equal(client.transport.protocolName, "JSONRPC");
   assert.equal(client.protocolVersion, "1.0");
-  const task = asTask(await client.sendMessage(send("hello from the sdk")));
+  const task = asTask(await client.sendMessage(sdkSend("hello from the sdk")));
   assert.equal(task.status?.state, TaskState.TASK_STATE_COMPLETED);
   assert.equal(artifactText(task), "hello from the sdk");
   const rpc = seen.filter((s) => s.url.endsWith("/a2a/jsonrpc"));
@@ -113,7 +82,9 @@ Deno.test("ClientFactory picks the JSONRPC interface from our card and sends A2A
 Deno.test("SDK sendMessageStream() receives task, working, artifact chunks, completed in order", async () => {
   await using server = startServer();
   const { client } = await sdkClient(server);
-  const events = await collect(client.sendMessageStream(send("stream me back please, in chunks")));
+  const events = await collect(
+    client.sendMessageStream(sdkSend("stream me back please, in chunks")),
+  );
   const kinds = events.map((e) => e.payload?.$case);
   assert.equal(kinds[0], "task");
   assert.equal(kinds[1], "statusUpdate");
@@ -136,7 +107,7 @@ Deno.test("SDK sendMessageStream() receives task, working, artifact chunks, comp
 Deno.test("SDK getTask() and listTasks() see the task; an unknown id fails with TaskNotFoundError", async () => {
   await using server = startServer();
   const { client } = await sdkClient(server);
-  const task = asTask(await client.sendMessage(send("find me")));
+  const task = asTask(await client.sendMessage(sdkSend("find me")));
   const got = await client.getTask({ tenant: "", id: task.id });
   assert.equal(got.id, task.id);
   assert.equal(got.status?.state, TaskState.TASK_STATE_COMPLETED);
@@ -157,7 +128,7 @@ Deno.test("SDK getTask() and listTasks() see the task; an unknown id fails with 
 Deno.test("SDK cancelTask() cancels a slow task and fails with TaskNotCancelableError afterwards", async () => {
   await using server = startServer();
   const { client } = await sdkClient(server);
-  const task = asTask(await client.sendMessage(send("slow: one two three four five six", true)));
+  const task = asTask(await client.sendMessage(sdkSend("slow: one two three four five six", true)));
   assert.notEqual(task.status?.state, TaskState.TASK_STATE_COMPLETED);
   const canceled = await client.cancelTask({ tenant: "", id: task.id, metadata: undefined });
   assert.equal(canceled.status?.state, TaskState.TASK_STATE_CANCELED);
@@ -170,7 +141,7 @@ Deno.test("SDK cancelTask() cancels a slow task and fails with TaskNotCancelable
 Deno.test("SDK resubscribeTask() gets a snapshot then the live events up to completion", async () => {
   await using server = startServer();
   const { client } = await sdkClient(server);
-  const task = asTask(await client.sendMessage(send("slow: a b c", true)));
+  const task = asTask(await client.sendMessage(sdkSend("slow: a b c", true)));
   const events = await collect(client.resubscribeTask({ tenant: "", id: task.id }));
   assert.equal(events[0]?.payload?.$case, "task");
   const last = events.at(-1)?.payload;
@@ -184,7 +155,7 @@ Deno.test("SDK resubscribeTask() gets a snapshot then the live events up to comp
 Deno.test("SDK leaving a stream early closes the subscription on the server", async () => {
   await using server = startServer();
   const { client } = await sdkClient(server);
-  for await (const event of client.sendMessageStream(send("slow: one two three four five"))) {
+  for await (const event of client.sendMessageStream(sdkSend("slow: one two three four five"))) {
     if (event.payload?.$case === "artifactUpdate") break;
   }
   await server.settled();
@@ -201,7 +172,7 @@ Deno.test("SDK getAgentCard() fetches the extended card with GetExtendedAgentCar
 Deno.test("SDK sees -32602 for a message without parts as RequestMalformedError", async () => {
   await using server = startServer();
   const { client } = await sdkClient(server);
-  const request = send("x");
+  const request = sdkSend("x");
   request.message.parts = [];
   const err = await client.sendMessage(request).catch((e) => e);
   assert.ok(err instanceof RequestMalformedError, String(err));
@@ -240,7 +211,7 @@ Deno.test("SDK push notification config create, get, list and delete round-trip"
       push: { resolveHost: () => Promise.resolve(["93.184.215.14"]) },
     });
     const { client } = await sdkClient(server);
-    const task = asTask(await client.sendMessage(send("push me")));
+    const task = asTask(await client.sendMessage(sdkSend("push me")));
     const created = await client.createTaskPushNotificationConfig({
       tenant: "",
       id: "cfg-1",

@@ -7,7 +7,6 @@
 import assert from "node:assert/strict";
 import {
   type Message as SdkMessage,
-  Role,
   type StreamResponse as SdkStreamResponse,
   type Task as SdkTask,
   TaskState,
@@ -27,6 +26,7 @@ import {
 } from "@a2a-js/sdk/errors";
 import { startServer, TOKENS } from "./helpers.ts";
 import { SDK_AGENT_TOKEN, startSdkRestAgent } from "./sdk_agent.ts";
+import { sdkSend } from "./sdk_messages.ts";
 
 /** Every request gets this long before it is aborted, so that a regression fails, not hangs. */
 const DEADLINE_MS = 10_000;
@@ -93,37 +93,6 @@ function authorizedFetch(token: string): Fetch {
   };
 }
 
-function sdkMessage(text: string): SdkMessage {
-  return {
-    messageId: crypto.randomUUID(),
-    contextId: "",
-    taskId: "",
-    role: Role.ROLE_USER,
-    parts: [{
-      content: { $case: "text", value: text },
-      metadata: undefined,
-      filename: "",
-      mediaType: "",
-    }],
-    metadata: undefined,
-    extensions: [],
-    referenceTaskIds: [],
-  };
-}
-
-function send(text: string, returnImmediately = false) {
-  return {
-    tenant: "",
-    message: sdkMessage(text),
-    configuration: {
-      acceptedOutputModes: [],
-      taskPushNotificationConfig: undefined,
-      returnImmediately,
-    },
-    metadata: undefined,
-  };
-}
-
 function asTask(result: SdkTask | SdkMessage): SdkTask {
   assert.ok("status" in result, "expected a task");
   return result;
@@ -172,7 +141,7 @@ const SCENARIOS: { name: string; run(judge: Judge): Promise<void> }[] = [
   {
     name: "sendMessage() answers a completed task holding the text, and getTask() sees it",
     async run({ client }) {
-      const task = asTask(await client.sendMessage(send("hello judge")));
+      const task = asTask(await client.sendMessage(sdkSend("hello judge")));
       assert.equal(task.status?.state, TaskState.TASK_STATE_COMPLETED);
       assert.equal(artifactText(task), "hello judge");
       const got = await client.getTask({ tenant: "", id: task.id });
@@ -184,7 +153,7 @@ const SCENARIOS: { name: string; run(judge: Judge): Promise<void> }[] = [
   {
     name: "sendMessageStream() yields the task, then WORKING, the artifact text and COMPLETED",
     async run({ client }) {
-      const events = await collect(client.sendMessageStream(send("stream me back, please")));
+      const events = await collect(client.sendMessageStream(sdkSend("stream me back, please")));
       assert.equal(events[0]?.payload?.$case, "task");
       assert.deepEqual(statesOf(events), [
         TaskState.TASK_STATE_WORKING,
@@ -196,7 +165,7 @@ const SCENARIOS: { name: string; run(judge: Judge): Promise<void> }[] = [
   {
     name: "getTask() with historyLength 0 leaves the history out, and 1 keeps one message",
     async run({ client }) {
-      const task = asTask(await client.sendMessage(send("history")));
+      const task = asTask(await client.sendMessage(sdkSend("history")));
       const none = await client.getTask({ tenant: "", id: task.id, historyLength: 0 });
       assert.deepEqual(none.history, []);
       const one = await client.getTask({ tenant: "", id: task.id, historyLength: 1 });
@@ -206,7 +175,7 @@ const SCENARIOS: { name: string; run(judge: Judge): Promise<void> }[] = [
   {
     name: "listTasks() lists the task sent, also filtered by its contextId",
     async run({ client }) {
-      const task = asTask(await client.sendMessage(send("list me")));
+      const task = asTask(await client.sendMessage(sdkSend("list me")));
       const all = await client.listTasks(LIST_ALL);
       assert.deepEqual(all.tasks.map((t) => t.id), [task.id]);
       const byContext = await client.listTasks({ ...LIST_ALL, contextId: task.contextId });
@@ -221,7 +190,7 @@ const SCENARIOS: { name: string; run(judge: Judge): Promise<void> }[] = [
   {
     name: "cancelTask() cancels a running slow task",
     async run({ client }) {
-      const task = asTask(await client.sendMessage(send("slow: one two three four five", true)));
+      const task = asTask(await client.sendMessage(sdkSend("slow: one two three four five", true)));
       assert.notEqual(task.status?.state, TaskState.TASK_STATE_COMPLETED);
       const canceled = await client.cancelTask({ tenant: "", id: task.id, metadata: undefined });
       assert.equal(canceled.id, task.id);
@@ -231,7 +200,7 @@ const SCENARIOS: { name: string; run(judge: Judge): Promise<void> }[] = [
   {
     name: "cancelTask() of a completed task fails with TaskNotCancelableError",
     async run({ client }) {
-      const task = asTask(await client.sendMessage(send("done already")));
+      const task = asTask(await client.sendMessage(sdkSend("done already")));
       const err = await failure(
         client.cancelTask({ tenant: "", id: task.id, metadata: undefined }),
       );
@@ -248,7 +217,7 @@ const SCENARIOS: { name: string; run(judge: Judge): Promise<void> }[] = [
   {
     name: "resubscribeTask() to a running task gets a snapshot, then live events to COMPLETED",
     async run({ client }) {
-      const task = asTask(await client.sendMessage(send("slow: a b c", true)));
+      const task = asTask(await client.sendMessage(sdkSend("slow: a b c", true)));
       const events = await collect(client.resubscribeTask({ tenant: "", id: task.id }));
       assert.equal(events[0]?.payload?.$case, "task");
       assert.equal(statesOf(events).at(-1), TaskState.TASK_STATE_COMPLETED);
@@ -260,7 +229,7 @@ const SCENARIOS: { name: string; run(judge: Judge): Promise<void> }[] = [
   {
     name: "push notification configs round-trip: create, get, list, delete",
     async run({ client }) {
-      const task = asTask(await client.sendMessage(send("push me")));
+      const task = asTask(await client.sendMessage(sdkSend("push me")));
       const created = await client.createTaskPushNotificationConfig({
         tenant: "",
         id: "cfg-1",
@@ -300,7 +269,7 @@ const SCENARIOS: { name: string; run(judge: Judge): Promise<void> }[] = [
   {
     name: "a message without parts fails with RequestMalformedError",
     async run({ client }) {
-      const request = send("x");
+      const request = sdkSend("x");
       request.message.parts = [];
       const err = await failure(client.sendMessage(request));
       assert.ok(err instanceof RequestMalformedError, String(err));

@@ -15,7 +15,7 @@ import {
   QuotaExceededError,
   ServiceUnavailableError,
 } from "../errors/errors.ts";
-import type { CallContext, RequestHandler } from "../tasks/request_handler.ts";
+import type { CallContext } from "../tasks/request_handler.ts";
 import type { Subscription } from "../tasks/subscription.ts";
 import { authenticateBearer, type HttpFailure } from "../json_http/auth.ts";
 import { JSON_MEDIA_TYPES, mediaTypeOf, readBody } from "../json_http/body.ts";
@@ -29,6 +29,7 @@ import {
 import { formatSseEvent } from "../json_http/sse.ts";
 import { SseStreams } from "../json_http/sse_stream.ts";
 import type { JsonBindingOptions } from "../json_http/options.ts";
+import { STREAMING_OPERATIONS, UNARY_OPERATIONS } from "../json_http/operations.ts";
 import { DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_MESSAGE_BYTES } from "../http/limits.ts";
 import type { JsonRpcErrorObject, JsonRpcId, JsonRpcResponse } from "./protocol.ts";
 
@@ -49,34 +50,6 @@ export interface JsonRpcHandler {
    */
   close(): Promise<void>;
 }
-
-type UnaryMethod = (h: RequestHandler, call: CallContext, params: unknown) => Promise<unknown>;
-type StreamMethod = (
-  h: RequestHandler,
-  call: CallContext,
-  params: unknown,
-  lastEventId: number | undefined,
-) => Promise<Subscription>;
-
-const UNARY: ReadonlyMap<string, UnaryMethod> = new Map<string, UnaryMethod>([
-  ["SendMessage", (h, c, p) => h.sendMessage(c, p)],
-  ["GetTask", (h, c, p) => h.getTask(c, p)],
-  ["ListTasks", (h, c, p) => h.listTasks(c, p)],
-  ["CancelTask", (h, c, p) => h.cancelTask(c, p)],
-  ["CreateTaskPushNotificationConfig", (h, c, p) => h.createTaskPushNotificationConfig(c, p)],
-  ["GetTaskPushNotificationConfig", (h, c, p) => h.getTaskPushNotificationConfig(c, p)],
-  ["ListTaskPushNotificationConfigs", (h, c, p) => h.listTaskPushNotificationConfigs(c, p)],
-  ["DeleteTaskPushNotificationConfig", async (h, c, p) => {
-    await h.deleteTaskPushNotificationConfig(c, p);
-    return {}; // google.protobuf.Empty in ProtoJSON
-  }],
-  ["GetExtendedAgentCard", (h, c, p) => h.getExtendedAgentCard(c, p)],
-]);
-
-const STREAMING: ReadonlyMap<string, StreamMethod> = new Map<string, StreamMethod>([
-  ["SendStreamingMessage", (h, c, p) => h.sendStreamingMessage(c, p)],
-  ["SubscribeToTask", (h, c, p, last) => h.subscribeToTask(c, p, last)],
-]);
 
 /**
  * Turns anything thrown into a JSON-RPC error object: A2A errors keep their code, message and
@@ -252,12 +225,14 @@ export function createJsonRpcHandler(options: JsonRpcHandlerOptions): JsonRpcHan
     try {
       checkVersion(requestedVersion(req, url), versions);
       handler.requireExtensions(parseExtensions(req.headers.get(HEADERS.extensions)));
-      const unary = UNARY.get(method);
-      const streaming = STREAMING.get(method);
+      const unary = UNARY_OPERATIONS.get(method);
+      const streaming = STREAMING_OPERATIONS.get(method);
       if (!unary && !streaming) throw new MethodNotFoundError(method);
       checkParams(params);
       if (unary) {
-        return answer({ jsonrpc: "2.0", id, result: await unary(handler, context, params) });
+        const result = await unary(handler, context, params);
+        // undefined is google.protobuf.Empty, `{}` in ProtoJSON.
+        return answer({ jsonrpc: "2.0", id, result: result === undefined ? {} : result });
       }
       const last = method === "SubscribeToTask" ? lastEventIdOf(req) : undefined;
       const release = notification ? () => {} : options.admitStream?.(req) ?? (() => {});

@@ -29,7 +29,8 @@ import {
 import { formatSseErrorEvent } from "../json_http/sse.ts";
 import { SseStreams } from "../json_http/sse_stream.ts";
 import type { JsonBindingOptions } from "../json_http/options.ts";
-import type { CallContext, RequestHandler } from "../tasks/request_handler.ts";
+import { STREAMING_OPERATIONS, UNARY_OPERATIONS } from "../json_http/operations.ts";
+import type { CallContext } from "../tasks/request_handler.ts";
 import type { Subscription } from "../tasks/subscription.ts";
 import { restErrorBody, restStatusOf } from "./protocol.ts";
 import { matchRoute, type RouteMatch } from "./routes.ts";
@@ -63,32 +64,6 @@ export interface RestHandler {
    */
   close(): Promise<void>;
 }
-
-type UnaryOperation = (h: RequestHandler, call: CallContext, params: unknown) => Promise<unknown>;
-type StreamOperation = (
-  h: RequestHandler,
-  call: CallContext,
-  params: unknown,
-  lastEventId: number | undefined,
-) => Promise<Subscription>;
-
-const UNARY: ReadonlyMap<string, UnaryOperation> = new Map<string, UnaryOperation>([
-  ["SendMessage", (h, c, p) => h.sendMessage(c, p)],
-  ["GetTask", (h, c, p) => h.getTask(c, p)],
-  ["ListTasks", (h, c, p) => h.listTasks(c, p)],
-  ["CancelTask", (h, c, p) => h.cancelTask(c, p)],
-  ["CreateTaskPushNotificationConfig", (h, c, p) => h.createTaskPushNotificationConfig(c, p)],
-  ["GetTaskPushNotificationConfig", (h, c, p) => h.getTaskPushNotificationConfig(c, p)],
-  ["ListTaskPushNotificationConfigs", (h, c, p) => h.listTaskPushNotificationConfigs(c, p)],
-  // google.protobuf.Empty: 204 No Content (see `call`).
-  ["DeleteTaskPushNotificationConfig", (h, c, p) => h.deleteTaskPushNotificationConfig(c, p)],
-  ["GetExtendedAgentCard", (h, c, p) => h.getExtendedAgentCard(c, p)],
-]);
-
-const STREAMING: ReadonlyMap<string, StreamOperation> = new Map<string, StreamOperation>([
-  ["SendStreamingMessage", (h, c, p) => h.sendStreamingMessage(c, p)],
-  ["SubscribeToTask", (h, c, p, last) => h.subscribeToTask(c, p, last)],
-]);
 
 // Boolean fields of the query-string requests: the query carries them as `true` or `false`.
 // Numbers need no such step: ProtoJSON accepts an int32 as a string of digits.
@@ -297,7 +272,7 @@ export function createRestHandler(options: RestHandlerOptions): RestHandler {
       if ("failure" in read) return httpFailure(read.failure);
       const params = read.params;
       if (!streaming) {
-        const result = await UNARY.get(operation)!(handler, context, params);
+        const result = await UNARY_OPERATIONS.get(operation)!(handler, context, params);
         // An empty answer has no body: the official SDK's client does not read one after DELETE,
         // and a body it leaves unread holds its connection.
         if (result === undefined) return new Response(null, { status: 204, headers: extra });
@@ -307,7 +282,7 @@ export function createRestHandler(options: RestHandlerOptions): RestHandler {
       const release = options.admitStream?.(req) ?? (() => {});
       let sub: Subscription;
       try {
-        sub = await STREAMING.get(operation)!(handler, context, params, last);
+        sub = await STREAMING_OPERATIONS.get(operation)!(handler, context, params, last);
       } catch (err) {
         release();
         throw err;
