@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { StaticTokenVerifier } from "../mod.ts";
 import { demoAgent, demoAgentCard } from "../src/demo/agent.ts";
 import type { HandlerStats } from "../src/http/handler.ts";
+import type { StreamEvent } from "../client.ts";
 import type { Message } from "../src/types/core.ts";
 import { type A2AServer, serve, type ServeOptions } from "../server.ts";
 
@@ -203,4 +204,28 @@ export async function* within<T>(
   } finally {
     if (!finished) await withDeadline(Promise.resolve(it.return?.()), ms, `closing ${what}`);
   }
+}
+
+/**
+ * Words `w0 w1 …`, which the demo agent streams back one artifact chunk each.
+ *
+ * @param n How many.
+ * @returns The text.
+ */
+export function words(n: number): string {
+  return Array.from({ length: n }, (_, i) => `w${i}`).join(" ");
+}
+
+/**
+ * Checks a stream's events: contiguous seqs, none twice.
+ *
+ * @param events The events, as delivered.
+ * @returns The text of their artifact chunks, joined.
+ */
+export function checkStream(events: StreamEvent[]): string {
+  for (let i = 1; i < events.length; i++) {
+    assert.equal(events[i]!.seq, events[i - 1]!.seq + 1, `seq after ${events[i - 1]!.seq}`);
+  }
+  return events.flatMap((e) => e.artifactUpdate?.artifact.parts ?? [])
+    .map((p) => ("text" in p ? p.text : "")).join("");
 }

@@ -9,26 +9,11 @@ import { A2AClient, type ConnectionState } from "../client.ts";
 import { type AgentExecutor, type StreamEvent, textOf } from "../mod.ts";
 import { demoAgent } from "../src/demo/agent.ts";
 import { sleep } from "../src/util/sleep.ts";
-import { startServer, TOKENS, userMessage } from "./helpers.ts";
+import { checkStream, startServer, TOKENS, userMessage, withDeadline, words } from "./helpers.ts";
 import { freePort, type Nginx, NGINX_TEST, startNginx } from "./nginx.ts";
 import { freshDatabase, PG_TEST } from "./pg_cluster.ts";
 import { type ServerProcess, startServerProcess } from "./server_process.ts";
 import { makeCertificates, type TestCertificates } from "./tls_fixtures.ts";
-
-/** Rejects when `promise` takes longer than `ms`: every network wait here has a deadline. */
-async function within<T>(promise: Promise<T>, ms = 15_000, what = "the operation"): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** The demo agent, plus `idle: <text>`: WORKING, five silent seconds, then the text back. */
 const idleAgent: AgentExecutor = {
@@ -42,19 +27,6 @@ const idleAgent: AgentExecutor = {
   },
   cancel: (ctx, events) => demoAgent.cancel?.(ctx, events) ?? Promise.resolve(),
 };
-
-function words(n: number): string {
-  return Array.from({ length: n }, (_, i) => `w${i}`).join(" ");
-}
-
-/** Checks a stream's events: contiguous seqs, none twice; returns the artifact text. */
-function checkStream(events: StreamEvent[]): string {
-  for (let i = 1; i < events.length; i++) {
-    assert.equal(events[i]!.seq, events[i - 1]!.seq + 1, `seq after ${events[i - 1]!.seq}`);
-  }
-  return events.flatMap((e) => e.artifactUpdate?.artifact.parts ?? [])
-    .map((p) => ("text" in p ? p.text : "")).join("");
-}
 
 /** A JSON-RPC request through `doFetch`. */
 function jsonRpc(
@@ -136,12 +108,12 @@ Deno.test({
     const { nginx } = setup;
     using trusting = trustingFetch(certs);
     // The card names nginx, not the server behind it.
-    const card = await within(
+    const card = await withDeadline(
       (await trusting.fetch(`${nginx.url}/.well-known/agent-card.json`, {})).json(),
     );
     for (const i of card.supportedInterfaces) assert.ok(i.url.startsWith(`${nginx.url}/`), i.url);
     // Plain HTTP only redirects to https.
-    const plain = await within(
+    const plain = await withDeadline(
       fetch(`http://127.0.0.1:${nginx.httpPort}/a2a/jsonrpc`, { redirect: "manual" }),
     );
     await plain.body?.cancel();
@@ -149,7 +121,7 @@ Deno.test({
     assert.match(plain.headers.get("location") ?? "", /^https:\/\//);
 
     {
-      await using ws = await within(
+      await using ws = await withDeadline(
         A2AClient.connect(nginx.url, { token: TOKENS.alice, caCerts: [certs.ca] }),
       );
       assert.equal(ws.transport, "websocket");
@@ -161,20 +133,20 @@ Deno.test({
       assert.equal(events.at(-1)?.statusUpdate?.status.state, "TASK_STATE_COMPLETED");
     }
     {
-      await using batch = await within(A2AClient.connect(nginx.url, {
+      await using batch = await withDeadline(A2AClient.connect(nginx.url, {
         token: TOKENS.alice,
         transport: "batch",
         caCerts: [certs.ca],
       }));
-      const { task } = await within(batch.sendMessage({ message: userMessage("batch") }));
+      const { task } = await withDeadline(batch.sendMessage({ message: userMessage("batch") }));
       assert.equal(task?.status.state, "TASK_STATE_COMPLETED");
     }
-    await using rpc = await within(A2AClient.connect(nginx.url, {
+    await using rpc = await withDeadline(A2AClient.connect(nginx.url, {
       token: TOKENS.alice,
       transport: "jsonrpc",
       caCerts: [certs.ca],
     }));
-    const { task } = await within(rpc.sendMessage({ message: userMessage("json-rpc") }));
+    const { task } = await withDeadline(rpc.sendMessage({ message: userMessage("json-rpc") }));
     assert.equal(task?.status.state, "TASK_STATE_COMPLETED");
   },
 });
@@ -187,7 +159,7 @@ Deno.test({
     await using setup = await behindNginx(certs);
     using trusting = trustingFetch(certs);
     const start = Date.now();
-    const res = await within(
+    const res = await withDeadline(
       jsonRpc(trusting.fetch, setup.nginx.url, "SendStreamingMessage", {
         message: userMessage(`slow: ${words(10)}`),
       }),
@@ -199,7 +171,7 @@ Deno.test({
     const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
     try {
       for (;;) {
-        const { value, done } = await within(reader.read());
+        const { value, done } = await withDeadline(reader.read());
         if (done) break;
         buffer += value;
         const parts = buffer.split("\n\n");
@@ -223,7 +195,7 @@ Deno.test({
     await using certs = await makeCertificates();
     await using setup = await behindNginx(certs);
     const states: ConnectionState[] = [];
-    await using client = await within(A2AClient.connect(setup.nginx.url, {
+    await using client = await withDeadline(A2AClient.connect(setup.nginx.url, {
       token: TOKENS.alice,
       caCerts: [certs.ca],
       reconnect: { initialDelayMs: 50 },
@@ -231,7 +203,7 @@ Deno.test({
     }));
     const events: StreamEvent[] = [];
     let reloads = 0;
-    await within(
+    await withDeadline(
       (async () => {
         for await (
           const e of client.sendStreamingMessage({ message: userMessage(`slow: ${words(25)}`) })
@@ -266,7 +238,7 @@ Deno.test({
       3,
     );
     const states: ConnectionState[] = [];
-    await using client = await within(A2AClient.connect(setup.nginx.url, {
+    await using client = await withDeadline(A2AClient.connect(setup.nginx.url, {
       token: TOKENS.alice,
       caCerts: [certs.ca],
       // No client pings: only the server's heartbeats cross the connection for five seconds.
@@ -287,7 +259,7 @@ Deno.test({
       });
       return await res.text();
     })();
-    const [events, sse] = await within(Promise.all([overWebSocket, overSse]), 15_000);
+    const [events, sse] = await withDeadline(Promise.all([overWebSocket, overSse]), 15_000);
     assert.match(checkStream(events), /ws/);
     assert.equal(events.at(-1)?.statusUpdate?.status.state, "TASK_STATE_COMPLETED");
     assert.deepEqual(states.filter((s) => s !== "open"), [], "the WebSocket never dropped");
@@ -295,7 +267,7 @@ Deno.test({
     assert.match(sse, /"text":"sse"/);
     assert.match(sse, /^:/m, "keep-alive comments");
     // The session is still the same connection, and answers.
-    assert.ok((await within(client.ping())).time);
+    assert.ok((await withDeadline(client.ping())).time);
   },
 });
 
@@ -309,7 +281,7 @@ Deno.test({
     using a = trustingFetch(certs, "127.0.0.2");
     using b = trustingFetch(certs, "127.0.0.3");
     const stream = (f: typeof a, headers: Record<string, string> = {}) =>
-      within(
+      withDeadline(
         jsonRpc(f.fetch, setup.nginx.url, "SendStreamingMessage", {
           message: userMessage(`slow: ${words(15)}`),
         }, headers),
@@ -357,7 +329,7 @@ Deno.test({
       });
       using trusting = trustingFetch(certs);
       for (let i = 0; i < 6; i++) {
-        const res = await within(
+        const res = await withDeadline(
           jsonRpc(trusting.fetch, nginx.url, "SendMessage", { message: userMessage(`m${i}`) }),
         );
         assert.equal(res.status, 200);
@@ -369,14 +341,14 @@ Deno.test({
       );
       assert.equal(upstreams.size, 3, [...upstreams].join(" "));
 
-      await using client = await within(A2AClient.connect(nginx.url, {
+      await using client = await withDeadline(A2AClient.connect(nginx.url, {
         token: TOKENS.alice,
         caCerts: [certs.ca],
         reconnect: { initialDelayMs: 50 },
       }));
       const events: StreamEvent[] = [];
       let reloads = 0;
-      await within(
+      await withDeadline(
         (async () => {
           for await (
             const e of client.sendStreamingMessage({ message: userMessage(`slow: ${words(25)}`) })

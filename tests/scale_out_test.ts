@@ -9,7 +9,7 @@ import { freshDatabase, PG_TEST } from "./pg_cluster.ts";
 import { type ServerProcess, startServerProcess } from "./server_process.ts";
 import { TcpProxy } from "./tcp_proxy.ts";
 import { EVENT_SEQ_HEADER } from "../src/push/webhook.ts";
-import { TOKENS, userMessage } from "./helpers.ts";
+import { checkStream, TOKENS, userMessage, words } from "./helpers.ts";
 
 /** A short lease, so that a killed process's tasks are failed within a few seconds. */
 const FAST_LEASE = { A2A_PG_LEASE_MS: "2000" };
@@ -30,20 +30,6 @@ async function threeProcesses(env: Record<string, string> = {}): Promise<{
       await Promise.all(servers.map((s) => s.stop()));
     },
   };
-}
-
-/** The words the demo agent streams back, one artifact chunk each. */
-function words(n: number): string {
-  return Array.from({ length: n }, (_, i) => `w${i}`).join(" ");
-}
-
-/** Checks a stream's events: contiguous seqs, none twice; returns the artifact text. */
-function checkStream(events: StreamEvent[]): string {
-  for (let i = 1; i < events.length; i++) {
-    assert.equal(events[i]!.seq, events[i - 1]!.seq + 1, `seq after ${events[i - 1]!.seq}`);
-  }
-  return events.flatMap((e) => e.artifactUpdate?.artifact.parts ?? [])
-    .map((p) => ("text" in p ? p.text : "")).join("");
 }
 
 Deno.test({

@@ -1,7 +1,7 @@
 // Requests in the official SDK's own types (`@a2a-js/sdk`), for the tests that drive its client:
 // its types have every field present, so a message spells out the empty ones.
 
-import { type Message as SdkMessage, Role } from "@a2a-js/sdk";
+import { type Message as SdkMessage, Role, type SendMessageRequest } from "@a2a-js/sdk";
 
 /**
  * A user text message in the SDK's shape.
@@ -35,7 +35,10 @@ export function sdkMessage(text: string, taskId = ""): SdkMessage {
  * @param returnImmediately Answer before the task ends.
  * @returns The request.
  */
-export function sdkSend(text: string, returnImmediately = false) {
+export function sdkSend(
+  text: string,
+  returnImmediately = false,
+): SendMessageRequest & { message: SdkMessage } {
   return {
     tenant: "",
     message: sdkMessage(text),

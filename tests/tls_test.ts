@@ -8,24 +8,9 @@ import type { StreamEvent } from "../mod.ts";
 import { serve } from "../server.ts";
 import { demoAgent, demoAgentCard } from "../src/demo/agent.ts";
 import { caFetch } from "../src/client/tls.ts";
-import { startServer, TOKENS, userMessage } from "./helpers.ts";
+import { startServer, TOKENS, userMessage, withDeadline } from "./helpers.ts";
 import { startServerProcess } from "./server_process.ts";
 import { makeCertificates, REQUIRE_TLS, TLS_TEST } from "./tls_fixtures.ts";
-
-/** Rejects when `promise` takes longer than `ms`: every network wait here has a deadline. */
-async function within<T>(promise: Promise<T>, ms = 10_000, what = "the operation"): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 async function collect(stream: AsyncIterable<StreamEvent>): Promise<StreamEvent[]> {
   const events: StreamEvent[] = [];
@@ -66,7 +51,7 @@ Deno.test({
     assert.match(server.url, /^https:\/\/127\.0\.0\.1:\d+$/);
     const ca = caFetch([certs.ca]);
     try {
-      const res = await within(ca.fetch(`${server.url}/.well-known/agent-card.json`));
+      const res = await withDeadline(ca.fetch(`${server.url}/.well-known/agent-card.json`));
       const card = await res.json();
       const urls = card.supportedInterfaces.map((i: { url: string }) => i.url);
       assert.ok(urls.length >= 3);
@@ -74,11 +59,11 @@ Deno.test({
     } finally {
       ca.close();
     }
-    await using client = await within(
+    await using client = await withDeadline(
       A2AClient.connect(server.url, { token: TOKENS.alice, caCerts: [certs.ca] }),
     );
     assert.equal(client.transport, "websocket");
-    const events = await within(collect(client.sendStreamingMessage({
+    const events = await withDeadline(collect(client.sendStreamingMessage({
       message: userMessage("hello over wss"),
     })));
     assert.match(artifactText(events), /hello over wss/);
@@ -93,25 +78,25 @@ Deno.test({
     await using certs = await makeCertificates();
     await using server = startServer({ cert: certs.cert, key: certs.key });
     {
-      await using batch = await within(A2AClient.connect(server.url, {
+      await using batch = await withDeadline(A2AClient.connect(server.url, {
         token: TOKENS.alice,
         transport: "batch",
         caCerts: [certs.ca],
       }));
-      const { task } = await within(
+      const { task } = await withDeadline(
         batch.sendMessage({ message: userMessage("batch over https") }),
       );
       assert.ok(task);
-      const got = await within(batch.getTask({ id: task.id }));
+      const got = await withDeadline(batch.getTask({ id: task.id }));
       assert.equal(got.id, task.id);
     }
-    await using jsonrpc = await within(A2AClient.connect(server.url, {
+    await using jsonrpc = await withDeadline(A2AClient.connect(server.url, {
       token: TOKENS.alice,
       transport: "jsonrpc",
       caCerts: [certs.ca],
     }));
     assert.equal(jsonrpc.transport, "jsonrpc");
-    const events = await within(collect(jsonrpc.sendStreamingMessage({
+    const events = await withDeadline(collect(jsonrpc.sendStreamingMessage({
       message: userMessage("sse over https"),
     })));
     assert.match(artifactText(events), /sse over https/);
@@ -129,14 +114,14 @@ Deno.test({
     const client = Deno.createHttpClient({ caCerts: [certs.ca], http1: false, http2: true });
     try {
       const h2 = (input: string, init: RequestInit) => fetch(input, { ...init, client });
-      const res = await within(h2(`${server.url}/a2a/jsonrpc`, {
+      const res = await withDeadline(h2(`${server.url}/a2a/jsonrpc`, {
         method: "POST",
         headers: JSONRPC_HEADERS,
         body: jsonRpcBody("SendStreamingMessage", { message: userMessage("slow: a b c") }),
       }));
       assert.equal(res.status, 200);
       assert.match(res.headers.get("content-type") ?? "", /^text\/event-stream/);
-      const text = await within(res.text());
+      const text = await withDeadline(res.text());
       assert.match(text, /TASK_STATE_COMPLETED/);
       assert.ok(text.split("\n\n").filter((e) => e.includes("data:")).length >= 4, text);
     } finally {
@@ -154,7 +139,7 @@ Deno.test({
     await using server = startServer({ cert: certs.cert, key: certs.key });
     const curl = async (args: string[]) => {
       // Asynchronous: the server answers on this same event loop.
-      const out = await within(
+      const out = await withDeadline(
         new Deno.Command("curl", {
           args: ["-sS", "--http2", "--cacert", certs.files.ca, "--max-time", "10", ...args],
           stdout: "piped",
@@ -197,7 +182,7 @@ Deno.test({
     await using server = startServer({ cert: certs.cert, key: certs.key });
     for (const options of [{ caCerts: [certs.otherCa] }, {}]) {
       await assert.rejects(
-        within(A2AClient.connect(server.url, { token: TOKENS.alice, ...options })),
+        withDeadline(A2AClient.connect(server.url, { token: TOKENS.alice, ...options })),
         (err: Error) => {
           assert.match(err.message, /^Cannot read agent card: https:\/\/127\.0\.0\.1:\d+\//);
           assert.match(err.message, /certificate/i);
@@ -209,7 +194,7 @@ Deno.test({
     const good = caFetch([certs.ca]);
     try {
       await assert.rejects(
-        within(A2AClient.connect(server.url, {
+        withDeadline(A2AClient.connect(server.url, {
           token: TOKENS.alice,
           fetch: good.fetch,
           caCerts: [certs.otherCa],
@@ -260,10 +245,10 @@ Deno.test({
     for (const start of starts) {
       await using proc = await start();
       assert.match(proc.url, /^https:\/\/127\.0\.0\.1:\d+$/);
-      await using client = await within(
+      await using client = await withDeadline(
         A2AClient.connect(proc.url, { token: TOKENS.alice, caCerts: [certs.ca] }),
       );
-      const { task } = await within(client.sendMessage({ message: userMessage("hi") }));
+      const { task } = await withDeadline(client.sendMessage({ message: userMessage("hi") }));
       assert.equal(task?.status.state, "TASK_STATE_COMPLETED");
     }
   },
