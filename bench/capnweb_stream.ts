@@ -47,16 +47,10 @@ class Root extends RpcTarget {
 
   /** One sink call per event, at most WINDOW unresolved, as the binding's streamWindow does. */
   async perEvent(n: number, sink: Sink): Promise<void> {
-    const held = sink as Sink & { dup(): Sink & Disposable };
-    const s = held.dup();
-    const inFlight = new Set<Promise<void>>();
-    for (let seq = 1; seq <= n; seq++) {
-      const p = s.onEvent(event(seq));
-      inFlight.add(p);
-      p.finally(() => inFlight.delete(p));
-      if (inFlight.size >= WINDOW) await Promise.race(inFlight);
-    }
-    await Promise.all(inFlight);
+    const s = (sink as Sink & { dup(): Sink & Disposable }).dup();
+    await windowed(function* () {
+      for (let seq = 1; seq <= n; seq++) yield () => s.onEvent(event(seq));
+    }());
     s.onEnd();
     s[Symbol.dispose]();
   }
@@ -66,22 +60,29 @@ class Root extends RpcTarget {
    * credit is free, as the binding's batched delivery does under a backlog.
    */
   async batched(n: number, sink: Sink): Promise<void> {
-    const held = sink as Sink & { dup(): Sink & Disposable };
-    const s = held.dup();
-    const inFlight = new Set<Promise<void>>();
-    let seq = 0;
-    while (seq < n) {
-      const batch: unknown[] = [];
-      while (batch.length < BATCH && seq < n) batch.push(event(++seq));
-      const p = s.onEvents(batch);
-      inFlight.add(p);
-      p.finally(() => inFlight.delete(p));
-      if (inFlight.size >= WINDOW) await Promise.race(inFlight);
-    }
-    await Promise.all(inFlight);
+    const s = (sink as Sink & { dup(): Sink & Disposable }).dup();
+    await windowed(function* () {
+      for (let seq = 0; seq < n;) {
+        const batch: unknown[] = [];
+        while (batch.length < BATCH && seq < n) batch.push(event(++seq));
+        yield () => s.onEvents(batch);
+      }
+    }());
     s.onEnd();
     s[Symbol.dispose]();
   }
+}
+
+/** Makes the calls in order, with at most WINDOW of them unresolved, and waits for the last. */
+async function windowed(calls: Iterable<() => Promise<void>>): Promise<void> {
+  const inFlight = new Set<Promise<void>>();
+  for (const call of calls) {
+    const p = call();
+    inFlight.add(p);
+    p.finally(() => inFlight.delete(p));
+    if (inFlight.size >= WINDOW) await Promise.race(inFlight);
+  }
+  await Promise.all(inFlight);
 }
 
 class ClientSink extends RpcTarget {

@@ -13,8 +13,11 @@ import {
   withDeadline,
 } from "./helpers.ts";
 
+type RawSession = ReturnType<typeof openRawSession>;
+type Counts = ReturnType<typeof counts>;
+
 /** Both ends' stub counts, as one comparable value. */
-function counts(server: TestServer, raw: ReturnType<typeof openRawSession>) {
+function counts(server: TestServer, raw: RawSession) {
   const { rpcImports, rpcExports } = server.handler.stats();
   const { imports, exports } = raw.session.getStats();
   return { server: { imports: rpcImports, exports: rpcExports }, client: { imports, exports } };
@@ -23,8 +26,8 @@ function counts(server: TestServer, raw: ReturnType<typeof openRawSession>) {
 /** The counts once releases in flight have arrived: the same for 100 ms. */
 async function steady(
   server: TestServer,
-  raw: ReturnType<typeof openRawSession>,
-): Promise<ReturnType<typeof counts>> {
+  raw: RawSession,
+): Promise<Counts> {
   let last = JSON.stringify(counts(server, raw));
   for (let same = 0; same < 10;) {
     await new Promise((r) => setTimeout(r, 10));
@@ -37,8 +40,8 @@ async function steady(
 
 async function backToBaseline(
   server: TestServer,
-  raw: ReturnType<typeof openRawSession>,
-  baseline: ReturnType<typeof counts>,
+  raw: RawSession,
+  baseline: Counts,
 ): Promise<void> {
   await waitFor(
     () => JSON.stringify(counts(server, raw)) === JSON.stringify(baseline),
@@ -47,20 +50,39 @@ async function backToBaseline(
   );
 }
 
+/**
+ * Runs `body` on a raw session authenticated as alice, with the stub counts of both ends once
+ * they are steady; closes the session and waits for the server to settle afterwards.
+ */
+async function withSession(
+  batchEvents: boolean,
+  body: (
+    ctx: { server: TestServer; raw: RawSession; cap: Remote; log: Seen[]; baseline: Counts },
+  ) => Promise<void>,
+): Promise<void> {
+  await using server = startServer();
+  const log: Seen[] = [];
+  const raw = openRawSession(server.url, log);
+  try {
+    const cap = await withDeadline<Remote>(
+      raw.root.authenticate({ token: TOKENS.alice }, { batchEvents }),
+      5000,
+      "authenticate",
+    );
+    const baseline = await steady(server, raw);
+    await body({ server, raw, cap, log, baseline });
+    cap[Symbol.dispose]();
+  } finally {
+    await raw.close();
+  }
+  await server.settled();
+}
+
 for (const batchEvents of [false, true]) {
   const mode = batchEvents ? "onEvents" : "onEvent";
 
   Deno.test(`a stream that ends releases the sink the server kept (${mode})`, async () => {
-    await using server = startServer();
-    const log: Seen[] = [];
-    const raw = openRawSession(server.url, log);
-    try {
-      const cap = await withDeadline<Remote>(
-        raw.root.authenticate({ token: TOKENS.alice }, { batchEvents }),
-        5000,
-        "authenticate",
-      );
-      const baseline = await steady(server, raw);
+    await withSession(batchEvents, async ({ server, raw, cap, log, baseline }) => {
       const sink = new RecordingSink("s", log);
       const handle = await withDeadline<Disposable>(
         cap.sendStreamingMessage({ message: userMessage("hello stubs") }, sink),
@@ -70,24 +92,11 @@ for (const batchEvents of [false, true]) {
       await waitFor(() => sink.calls(log).some((s) => s.what === "onEnd"));
       handle[Symbol.dispose]();
       await backToBaseline(server, raw, baseline);
-      cap[Symbol.dispose]();
-    } finally {
-      await raw.close();
-    }
-    await server.settled();
+    });
   });
 
   Deno.test(`a cancelled stream releases the sink the server kept (${mode})`, async () => {
-    await using server = startServer();
-    const log: Seen[] = [];
-    const raw = openRawSession(server.url, log);
-    try {
-      const cap = await withDeadline<Remote>(
-        raw.root.authenticate({ token: TOKENS.alice }, { batchEvents }),
-        5000,
-        "authenticate",
-      );
-      const baseline = await steady(server, raw);
+    await withSession(batchEvents, async ({ server, raw, cap, log, baseline }) => {
       const sink = new RecordingSink("s", log);
       const handle = await withDeadline<Disposable & { cancel(): Promise<void> }>(
         cap.sendStreamingMessage({ message: userMessage("slow: a b c d e f g h i j") }, sink),
@@ -99,11 +108,7 @@ for (const batchEvents of [false, true]) {
       handle[Symbol.dispose]();
       await backToBaseline(server, raw, baseline);
       assert.ok(!sink.calls(log).some((s) => s.what === "onEnd" || s.what === "onError"));
-      cap[Symbol.dispose]();
-    } finally {
-      await raw.close();
-    }
-    await server.settled();
+    });
   });
 
   Deno.test(`a consumer that never answers still learns of its overflow (${mode})`, async () => {
