@@ -6,6 +6,7 @@
 // which turns a missing browser into a failure.
 
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
+import { withDeadline } from "./helpers.ts";
 
 /** The Chromium binary (`A2A_CHROMIUM` overrides it). */
 export const CHROMIUM: string = Deno.env.get("A2A_CHROMIUM") || "/usr/bin/chromium";
@@ -40,26 +41,6 @@ const FLAGS = [
   "--disable-dev-shm-usage",
 ];
 
-/**
- * Settles with a promise, or fails after `ms` with a message naming what took too long.
- *
- * @param promise What to wait for.
- * @param ms The deadline.
- * @param what What it is, for the message.
- * @returns The promise's value.
- */
-export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** A launched browser; `await using` closes it (killing it if it will not close) and its profile. */
 export interface TestBrowser extends AsyncDisposable {
   /** The browser. */
@@ -85,7 +66,7 @@ export async function launchBrowser(): Promise<TestBrowser> {
   const removeProfile = () => Deno.remove(profile, { recursive: true }).catch(() => {});
   let browser: Browser;
   try {
-    browser = await within(
+    browser = await withDeadline(
       puppeteer.launch({
         executablePath: CHROMIUM,
         headless: true,
@@ -117,7 +98,7 @@ export async function launchBrowser(): Promise<TestBrowser> {
     },
     async [Symbol.asyncDispose]() {
       try {
-        await within(browser.close(), 10_000, "closing Chromium");
+        await withDeadline(browser.close(), 10_000, "closing Chromium");
       } catch {
         browser.process()?.kill("SIGKILL");
       } finally {

@@ -7,8 +7,8 @@
 // ("Illegal invocation").
 
 import assert from "node:assert/strict";
-import { BROWSER_TEST, CHROMIUM, launchBrowser, within } from "./browser.ts";
-import { startServer, TOKENS } from "./helpers.ts";
+import { BROWSER_TEST, CHROMIUM, launchBrowser } from "./browser.ts";
+import { startServer, TOKENS, withDeadline } from "./helpers.ts";
 import { TcpProxy } from "./tcp_proxy.ts";
 
 /**
@@ -121,7 +121,7 @@ async function runScenario(
     const page = await chromium.page();
     await page.exposeFunction("cutConnection", () => proxy.cut());
     await page.goto(origin === "server" ? `${proxy.url}/` : `${other.url}/`);
-    const result = await within(
+    const result = await withDeadline(
       page.evaluate(
         `(${SCENARIO})(${JSON.stringify({ base: proxy.url, token: TOKENS.alice, transport })})`,
       ) as Promise<ScenarioResult>,

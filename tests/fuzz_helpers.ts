@@ -6,7 +6,7 @@ import fc from "fast-check";
 import { WebSocket as WsWebSocket } from "ws";
 import { A2AClient } from "../client.ts";
 import { ErrorCode } from "../mod.ts";
-import { startServer, type TestServer, TOKENS } from "./helpers.ts";
+import { startServer, type TestServer, TOKENS, withDeadline } from "./helpers.ts";
 
 // Bodies read off the wire are checked field by field.
 // deno-lint-ignore no-explicit-any
@@ -46,26 +46,6 @@ export const FUZZ_MAX_BYTES = 64 * 1024;
 export const DOCUMENTED_CODES: ReadonlySet<number> = new Set(
   Object.values(ErrorCode).filter((c) => c !== ErrorCode.ConnectionLost),
 );
-
-/**
- * Races a promise against a deadline, clearing the timer either way.
- *
- * @param promise The work.
- * @param ms The deadline.
- * @param what Names the work in the timeout message.
- * @returns The work's value.
- */
-export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -495,21 +475,21 @@ export async function startClientBystander(url: string): Promise<Bystander> {
   const client = await A2AClient.connect(url, { token: TOKENS.bob, reconnect: false });
   return runLoop(async (i, count) => {
     count();
-    const { task } = await within(
+    const { task } = await withDeadline(
       client.sendMessage({ message: textMessage(`client bystander ${i}`) }),
       ANSWER_MS,
       "sendMessage",
     );
     assert.equal(task?.status.state, "TASK_STATE_COMPLETED");
     count();
-    const got = await within(client.getTask({ id: task.id }), ANSWER_MS, "getTask");
+    const got = await withDeadline(client.getTask({ id: task.id }), ANSWER_MS, "getTask");
     assert.equal(got.id, task.id);
     count();
-    const listed = await within(client.listTasks({ pageSize: 3 }), ANSWER_MS, "listTasks");
+    const listed = await withDeadline(client.listTasks({ pageSize: 3 }), ANSWER_MS, "listTasks");
     assert.ok(listed.tasks.length <= 3);
     if (i % 3 !== 0) return;
     count();
-    const states = await within(
+    const states = await withDeadline(
       (async () => {
         const out: string[] = [];
         const stream = client.sendStreamingMessage({
@@ -1099,7 +1079,7 @@ export class RawCapnwebSocket {
   static async open(url: string): Promise<RawCapnwebSocket> {
     const ws = new WsWebSocket(`${url.replace("http", "ws")}/a2a/capnweb`);
     const socket = new RawCapnwebSocket(ws);
-    await within(
+    await withDeadline(
       new Promise<void>((resolve, reject) => {
         ws.once("open", () => resolve());
         ws.once("error", reject);
@@ -1145,7 +1125,7 @@ export class RawCapnwebSocket {
     const waiter = () => wake();
     this.#waiters.add(waiter);
     try {
-      return await within(
+      return await withDeadline(
         (async () => {
           while (true) {
             await next;
@@ -1179,7 +1159,7 @@ export class RawCapnwebSocket {
       }
     }
     try {
-      return await within(this.closed, ANSWER_MS, "WebSocket close");
+      return await withDeadline(this.closed, ANSWER_MS, "WebSocket close");
     } catch (err) {
       this.#ws.terminate();
       await this.closed;
